@@ -1,0 +1,10 @@
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**'] }),
+  {
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error'
+    }
+  }
+]
