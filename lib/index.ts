@@ -1,0 +1,49 @@
+import type { Session, SessionData } from './session.js'
+import type { SessionStore } from './stores/index.js'
+import { plugin } from './plugin.js'
+
+export { errorCodes } from './errors.js'
+export type { RedisSessionOptions, TlsSettings, RedisNode } from './options.js'
+export type { Session, SessionData } from './session.js'
+export type { SessionStore } from './stores/index.js'
+export type { CookieAttributes } from './cookie.js'
+
+/**
+ * Server-side sessions for Fastify, kept in Redis.
+ * @example
+ * import Fastify from 'fastify'
+ * import redisSession from 'fastify-redis-sessions'
+ *
+ * const app = Fastify()
+ * await app.register(redisSession, { secret: process.env.SESSION_SECRET, url: 'redis://localhost:6379/0' })
+ * app.get('/', async (request) => {
+ *   const views = request.session.get('views', 0) + 1
+ *   request.session.set('views', views)
+ *   return { views }
+ * })
+ */
+export const redisSession = plugin
+export default plugin
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session, loaded before your handler when the request carries a valid cookie. */
+    session: Session & SessionData
+    /** Adds flash messages of `type`; returns how many of that type are waiting. */
+    flash(type: string, ...message: unknown[]): number
+  }
+  interface FastifyReply {
+    /** Takes the flash messages of `type`, so each is shown once. */
+    flash(type: string): string[]
+    /** Takes all flash messages by type. */
+    flash(): Record<string, string[]>
+  }
+  interface FastifyInstance {
+    /** Sessions by id, outside any request. */
+    sessionStore: SessionStore
+  }
+  interface FastifyContextConfig {
+    /** `false`: this route has no session: no load, no save, no cookie. */
+    session?: boolean
+  }
+}

@@ -1,0 +1,265 @@
+import Type, { type TSchema } from 'typebox'
+import { Value } from 'typebox/value'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import type { CookieAttributes } from './cookie.js'
+import { FST_RS_INVALID_OPTIONS } from './errors.js'
+
+/** TLS settings for the Redis connection (PEM strings or Buffers). */
+export interface TlsSettings {
+  ca?: string | Buffer | Array<string | Buffer>
+  cert?: string | Buffer
+  key?: string | Buffer
+  servername?: string
+}
+
+export interface RedisNode {
+  host: string
+  port: number
+}
+
+/** Options of `app.register(redisSession, options)`; only `secret` is required. */
+export interface RedisSessionOptions {
+  /** At least 32 characters, or a list: the first signs, all verify (rotation). */
+  secret: string | string[]
+  /** `redis://user:pass@host:port/db`, or `rediss://` for TLS. */
+  url?: string
+  host?: string
+  port?: number
+  db?: number
+  /** ACL user name. */
+  username?: string
+  password?: string
+  /** Unix socket path of the Redis server. */
+  socketPath?: string
+  tls?: boolean | TlsSettings
+  /** Accept any server certificate (testing only). */
+  tlsSkipVerify?: boolean
+  sentinel?: {
+    sentinels: RedisNode[]
+    name: string
+    password?: string
+    username?: string
+    tls?: boolean | TlsSettings
+  }
+  cluster?: { nodes: RedisNode[] }
+  /** An ioredis client you own; the plugin never closes it. */
+  client?: Redis | Cluster
+  /** ms to wait for a connection; default 5000 */
+  connectTimeout?: number
+  /** ms any Redis command may take before the request gets a 503; default 2000 */
+  commandTimeout?: number
+  /** Key prefix; default `sess:` */
+  prefix?: string
+  /** Sliding timeout in seconds; `0` or `null` never expires; default 1200 */
+  timeout?: number | null
+  /** `false` = LRU mode: no TTL in Redis, expiry enforced from stored times; default true */
+  redisTtl?: boolean
+  /** Save nested mutations without `changed()`; default true */
+  detectChanges?: boolean
+  /** Turns session data into the stored payload; default JSON.stringify */
+  encode?: (data: Record<string, unknown>) => string
+  /** Inverse of `encode`; default JSON.parse */
+  decode?: (payload: string) => Record<string, unknown>
+  /** An undecodable record gives a fresh session instead of a 500; default false */
+  deserializationFailsNew?: boolean
+  /** Largest stored session in bytes; default 1 MiB */
+  maxSize?: number
+  /** Storage layout; default `'string'` (one key per session) */
+  layout?: 'string'
+  /** Every save waits until this many replicas acknowledged it. */
+  replicas?: { count: number, timeout: number }
+  /** default `session` */
+  cookieName?: string
+  /** Merged with `{ path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' }`; `maxAge` in seconds. */
+  cookie?: Partial<CookieAttributes>
+  /** Save the session and set the cookie on error responses too; default true */
+  cookieOnException?: boolean
+  /** Return false to send no Set-Cookie (a new session is then not stored either). */
+  shouldSetCookie?: (request: FastifyRequest, reply: FastifyReply) => boolean
+  /** Request property name; default `session`. The store is decorated as `<decorator>Store`. */
+  decorator?: string
+}
+
+/** Options after defaults, as the rest of the plugin reads them. */
+export interface ResolvedOptions {
+  secrets: string[]
+  connection: ConnectionOptions
+  prefix: string
+  /** seconds; 0 = never expires */
+  timeout: number
+  redisTtl: boolean
+  detectChanges: boolean
+  encode: (data: Record<string, unknown>) => string
+  decode: (payload: string) => Record<string, unknown>
+  deserializationFailsNew: boolean
+  maxSize: number
+  layout: 'string'
+  replicas: { count: number, timeout: number } | undefined
+  cookieName: string
+  cookie: CookieAttributes
+  cookieOnException: boolean
+  shouldSetCookie: RedisSessionOptions['shouldSetCookie']
+  decorator: string
+}
+
+export type ConnectionOptions = Pick<RedisSessionOptions,
+  'url' | 'host' | 'port' | 'db' | 'username' | 'password' | 'socketPath' | 'tls' | 'tlsSkipVerify' |
+  'sentinel' | 'cluster' | 'client'> & { connectTimeout: number, commandTimeout: number }
+
+const refined = (check: (value: unknown) => boolean, message: string): TSchema =>
+  Type.Refine(Type.Unknown(), check, () => message)
+
+const Fn = refined((value) => typeof value === 'function', 'must be a function')
+const Bytes = (value: unknown): boolean => typeof value === 'string' || value instanceof Uint8Array
+const TlsSchema = Type.Union([
+  Type.Boolean(),
+  Type.Object({
+    ca: Type.Optional(refined((value) => Bytes(value) || (Array.isArray(value) && value.every(Bytes)), 'must be a PEM string, Buffer or an array of them')),
+    cert: Type.Optional(refined(Bytes, 'must be a PEM string or Buffer')),
+    key: Type.Optional(refined(Bytes, 'must be a PEM string or Buffer')),
+    servername: Type.Optional(Type.String())
+  }, { additionalProperties: false })
+])
+const Node = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false })
+const Secret = Type.String({ minLength: 32 })
+const Milliseconds = Type.Integer({ minimum: 1 })
+
+/** One schema per option, so every bad option is reported even past TypeBox's error limit. */
+const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
+  secret: Type.Union([Secret, Type.Array(Secret, { minItems: 1 })]),
+  url: Type.String({ pattern: '^rediss?://' }),
+  host: Type.String({ minLength: 1 }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  db: Type.Integer({ minimum: 0 }),
+  username: Type.String(),
+  password: Type.String(),
+  socketPath: Type.String({ minLength: 1 }),
+  tls: TlsSchema,
+  tlsSkipVerify: Type.Boolean(),
+  sentinel: Type.Object({
+    sentinels: Type.Array(Node, { minItems: 1 }),
+    name: Type.String({ minLength: 1 }),
+    password: Type.Optional(Type.String()),
+    username: Type.Optional(Type.String()),
+    tls: Type.Optional(TlsSchema)
+  }, { additionalProperties: false }),
+  cluster: Type.Object({ nodes: Type.Array(Node, { minItems: 1 }) }, { additionalProperties: false }),
+  client: refined((value) => typeof value === 'object' && value !== null && typeof (value as Redis).sendCommand === 'function', 'must be an ioredis Redis or Cluster instance'),
+  connectTimeout: Milliseconds,
+  commandTimeout: Milliseconds,
+  prefix: Type.String(),
+  timeout: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  redisTtl: Type.Boolean(),
+  detectChanges: Type.Boolean(),
+  encode: Fn,
+  decode: Fn,
+  deserializationFailsNew: Type.Boolean(),
+  maxSize: Type.Integer({ minimum: 1 }),
+  layout: Type.Literal('string'),
+  replicas: Type.Object({ count: Type.Integer({ minimum: 1 }), timeout: Milliseconds }, { additionalProperties: false }),
+  cookieName: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }),
+  cookie: Type.Object({
+    path: Type.Optional(Type.String({ pattern: '^/[^;\\s]*$' })),
+    domain: Type.Optional(Type.String({ pattern: '^[^;\\s]+$' })),
+    httpOnly: Type.Optional(Type.Boolean()),
+    sameSite: Type.Optional(Type.Union([Type.Literal('lax'), Type.Literal('strict'), Type.Literal('none'), Type.Literal(false)])),
+    secure: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('auto')])),
+    maxAge: Type.Optional(Type.Integer({ minimum: 0 })),
+    partitioned: Type.Optional(Type.Boolean())
+  }, { additionalProperties: false }),
+  cookieOnException: Type.Boolean(),
+  shouldSetCookie: Fn,
+  decorator: Type.String({ pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$' })
+}
+
+/** The whole options schema, for documentation and tooling. */
+export const optionsSchema = Type.Object(
+  Object.fromEntries(Object.entries(optionSchemas).map(([key, schema]) => [key, key === 'secret' ? schema : Type.Optional(schema)])),
+  { additionalProperties: false }
+)
+
+const CONNECTION_SOURCES = ['client', 'cluster', 'sentinel', 'url', 'socketPath'] as const
+
+/** Checks `options` against the schema and fills in defaults; throws FST_RS_INVALID_OPTIONS naming every bad path. */
+export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
+  const problems = findProblems(options as unknown as Record<string, unknown>)
+  if (problems.length > 0) throw new FST_RS_INVALID_OPTIONS(problems.join('; '))
+
+  const cookie: CookieAttributes = {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: 'auto',
+    partitioned: false,
+    ...options.cookie
+  }
+  return {
+    secrets: typeof options.secret === 'string' ? [options.secret] : options.secret,
+    connection: {
+      url: options.url,
+      host: options.host,
+      port: options.port,
+      db: options.db,
+      username: options.username,
+      password: options.password,
+      socketPath: options.socketPath,
+      tls: options.tls,
+      tlsSkipVerify: options.tlsSkipVerify,
+      sentinel: options.sentinel,
+      cluster: options.cluster,
+      client: options.client,
+      connectTimeout: options.connectTimeout ?? 5000,
+      commandTimeout: options.commandTimeout ?? 2000
+    },
+    prefix: options.prefix ?? 'sess:',
+    timeout: options.timeout === undefined ? 1200 : options.timeout ?? 0,
+    redisTtl: options.redisTtl ?? true,
+    detectChanges: options.detectChanges ?? true,
+    encode: options.encode ?? JSON.stringify,
+    decode: options.decode ?? JSON.parse,
+    deserializationFailsNew: options.deserializationFailsNew ?? false,
+    maxSize: options.maxSize ?? 1024 * 1024,
+    layout: options.layout ?? 'string',
+    replicas: options.replicas,
+    cookieName: options.cookieName ?? 'session',
+    cookie,
+    cookieOnException: options.cookieOnException ?? true,
+    shouldSetCookie: options.shouldSetCookie,
+    decorator: options.decorator ?? 'session'
+  }
+}
+
+function findProblems (options: Record<string, unknown>): string[] {
+  if (typeof options !== 'object' || options === null) return ['options must be an object']
+  const problems: string[] = []
+  if (options.secret === undefined) problems.push('/secret is required')
+  for (const [key, value] of Object.entries(options)) {
+    const schema = optionSchemas[key as keyof RedisSessionOptions]
+    if (schema === undefined) {
+      problems.push(`/${key} is not a known option`)
+    } else if (value !== undefined) {
+      problems.push(...describeErrors(schema, value, '/' + key))
+    }
+  }
+  const sources = CONNECTION_SOURCES.filter((key) => options[key] !== undefined)
+  if (sources.length > 1) problems.push(sources.map((key) => '/' + key).join(', ') + ' are exclusive: give one way to reach Redis')
+  const cookie = options.cookie as Partial<CookieAttributes> | undefined
+  if (cookie?.sameSite === 'none' && cookie.secure === false) problems.push('/cookie/secure must not be false when /cookie/sameSite is "none"')
+  return problems
+}
+
+function describeErrors (schema: TSchema, value: unknown, prefix: string): string[] {
+  const byPath = new Map<string, string[]>()
+  for (const error of Value.Errors(schema, value)) {
+    if (error.keyword === 'anyOf') continue
+    const path = prefix + error.instancePath
+    const message = error.keyword === 'boolean' ? 'is not a known option' : error.message
+    const messages = byPath.get(path) ?? []
+    if (!messages.includes(message)) messages.push(message)
+    byPath.set(path, messages)
+  }
+  // an object's "additional properties" error repeats what its child paths already say
+  return [...byPath].filter(([, messages]) => !messages.every((m) => m === 'must not have additional properties'))
+    .map(([path, messages]) => `${path} ${messages.join(' or ')}`)
+}

@@ -1,0 +1,138 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { connect, firstConnection } from './connection.js'
+import { CookieSigner, readCookie, serializeCookie } from './cookie.js'
+import { FST_RS_DECODE_FAILED } from './errors.js'
+import { addFlash, takeFlash } from './flash.js'
+import { resolveOptions, type RedisSessionOptions } from './options.js'
+import { RedisSession } from './session.js'
+import { createStore, sessionStoreApi } from './stores/index.js'
+import type { LoadedSession } from './stores/store.js'
+
+type Decorated = Record<string, RedisSession | null>
+
+async function redisSessions (fastify: FastifyInstance, options: RedisSessionOptions): Promise<void> {
+  const opts = resolveOptions(options)
+  const { client, owned } = connect(opts.connection)
+  if (owned) {
+    fastify.addHook('onClose', async () => {
+      if (client.status === 'ready') await client.quit()
+      else client.disconnect()
+    })
+    await firstConnection(client).catch((err) => {
+      client.disconnect()
+      throw err
+    })
+  }
+
+  const store = createStore(opts, client)
+  const signer = new CookieSigner(opts.secrets)
+  const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
+  const refreshWithin = opts.timeout * 1000 * 0.9
+  const destroyRecord = async (id: string): Promise<void> => await store.destroy(id)
+
+  fastify.decorate(decorator + 'Store', sessionStoreApi(store))
+  fastify.decorateRequest(decorator, null)
+
+  function requestFlash (this: FastifyRequest, type: string, ...messages: unknown[]): number {
+    return addFlash(sessionOf(this), type, messages)
+  }
+  const replyFlash = function (this: FastifyReply, type?: string) {
+    return takeFlash(sessionOf(this.request), type)
+  } as FastifyReply['flash']
+  function sessionOf (request: FastifyRequest): RedisSession {
+    const session = (request as unknown as Decorated)[decorator]
+    if (session === null) throw new Error('This route has no session (config: { session: false })')
+    return session
+  }
+  function attach (request: FastifyRequest, session: RedisSession): void {
+    (request as unknown as Decorated)[decorator] = session
+  }
+
+  fastify.addHook('onRequest', function loadSession (request, reply, done) {
+    if (request.routeOptions.config.session === false) return done()
+    // @fastify/flash, when registered, brings its own flash with the same storage
+    if (request.flash === undefined) {
+      request.flash = requestFlash
+      reply.flash = replyFlash
+    }
+    const header = request.headers.cookie
+    const value = header === undefined ? undefined : readCookie(header, cookieName)
+    const verified = value === undefined ? null : signer.verify(value)
+    if (verified === null) {
+      attach(request, new RedisSession(destroyRecord))
+      return done()
+    }
+    store.load(verified.id).then((record: LoadedSession | null) => {
+      const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now())
+      attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
+      done()
+    }, (err: Error) => {
+      if (!(opts.deserializationFailsNew && err instanceof FST_RS_DECODE_FAILED)) return done(err)
+      attach(request, RedisSession.replacing(destroyRecord, verified))
+      done()
+    })
+  })
+
+  if (!cookieOnException) {
+    fastify.addHook('onError', function noteFailure (request, reply, error, done) {
+      const session = (request as unknown as Decorated)[decorator]
+      if (session !== null) RedisSession.markFailed(session)
+      done()
+    })
+  }
+
+  fastify.addHook('onSend', function saveSession (request, reply, payload, done) {
+    const session = (request as unknown as Decorated)[decorator]
+    if (session === null || !RedisSession.settle(session)) return done(null, payload)
+    const state = RedisSession.internals(session)
+    if (state.failed) return done(null, payload)
+    const cookieAllowed = shouldSetCookie === undefined || shouldSetCookie(request, reply)
+
+    const change = RedisSession.changeState(session, detectChanges)
+    const write = state.isNew
+      ? cookieAllowed && change === 'changed'
+      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt))
+    if (!write) {
+      if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
+      if (state.destroyed) setCookie(reply, request, '', true)
+      else if (!state.isNew && (cookie.maxAge !== undefined || state.cookie.stale)) setCookie(reply, request, session.id, false)
+      return done(null, payload)
+    }
+
+    const wasNew = state.isNew
+    store.save({
+      id: session.id,
+      session: RedisSession.toStored(session),
+      isNew: state.isNew,
+      snapshot: state.snapshot,
+      onlyIfChanged: change === 'unknown',
+      previousId: state.previousId
+    }).then((result) => {
+      if (result === 'lost') {
+        request.log.debug('session save dropped: the session was destroyed or regenerated meanwhile')
+      } else {
+        if (result === 'saved') RedisSession.markSaved(session)
+        if (cookieAllowed && (wasNew || cookie.maxAge !== undefined || state.cookie?.stale === true)) {
+          setCookie(reply, request, session.id, false)
+        }
+      }
+      done(null, payload)
+    }, (err: Error) => done(err))
+  })
+
+  function needsRefresh (touched: boolean, expiresAt: number | undefined): boolean {
+    return touched || (expiresAt !== undefined && expiresAt - Date.now() < refreshWithin)
+  }
+
+  function setCookie (reply: FastifyReply, request: FastifyRequest, id: string, expire: boolean): void {
+    const secure = cookie.secure === 'auto' ? request.protocol === 'https' : cookie.secure
+    reply.header('set-cookie', serializeCookie(cookieName, expire ? '' : signer.sign(id), cookie, secure, expire))
+  }
+}
+
+/** The plugin, wrapped by fastify-plugin so its decorators and hooks reach the whole app. */
+export const plugin = fp(redisSessions, {
+  fastify: '5.x',
+  name: 'fastify-redis-sessions'
+})

@@ -1,0 +1,290 @@
+import type { SessionRecordData } from './codec.js'
+import type { VerifiedCookie } from './cookie.js'
+import { generateId } from './id.js'
+import type { LoadedSession, StoredSession } from './stores/store.js'
+
+/**
+ * Your session data, typed by declaration merging.
+ * @example
+ * declare module 'fastify-redis-sessions' {
+ *   interface SessionData { views: number, user: { id: string } }
+ * }
+ */
+export interface SessionData {
+  [key: string]: unknown
+  /** flash messages by type, shared with @fastify/flash */
+  flash?: Record<string, string[]>
+}
+
+/** `request.session`: data access plus the session's lifecycle. */
+export interface Session {
+  /** 43 base64url characters (256 random bits) */
+  readonly id: string
+  /** true until the session has been stored once */
+  readonly isNew: boolean
+  /** ms since epoch */
+  readonly createdAt: number
+  /** The value of `key`, or `defaultValue` when it is absent. */
+  get<K extends keyof SessionData & string>(key: K): SessionData[K] | undefined
+  get<K extends keyof SessionData & string>(key: K, defaultValue: NonNullable<SessionData[K]>): NonNullable<SessionData[K]>
+  /** Stores `value` under `key`; `undefined` deletes it. */
+  set<K extends keyof SessionData & string>(key: K, value: SessionData[K] | undefined): this
+  has (key: keyof SessionData & string): boolean
+  delete (key: keyof SessionData & string): boolean
+  /** Removes all data. */
+  clear (): void
+  keys (): string[]
+  /** The data only: no metadata, no flash. */
+  toJSON (): Partial<SessionData>
+  /** Marks the session modified after a nested mutation (only needed with `detectChanges: false`). */
+  changed (): void
+  /**
+   * A new id, and the old record deleted in the same round trip as the save: call it on login.
+   * Keeps all data, or only the keys listed in `keep`.
+   */
+  regenerate (keep?: Array<keyof SessionData & string>): Promise<void>
+  /** Deletes the record now and expires the cookie; the request goes on with an empty new session. */
+  destroy (): Promise<void>
+  /** Extends the expiry and refreshes the cookie without changing data. */
+  touch (): void
+  /** This session's own timeout in seconds from now on, stored with it ("remember me"); 0 = never expires. */
+  adjustTimeout (seconds: number): void
+  /** Flash messages without consuming them: of one type, or all. */
+  peekFlash (): Record<string, string[]>
+  peekFlash (type: string): string[]
+}
+
+/** What the session needs from its surroundings: the store's destroy, without knowing the store. */
+export type DestroyRecord = (id: string) => Promise<void>
+
+interface SessionState {
+  id: string | undefined
+  isNew: boolean
+  createdAt: number
+  timeout: number | undefined
+  /** a stored record this session replaces: deleted when it is saved (regenerate, undecodable record) */
+  previousId: string | undefined
+  /** modified through the API, so there is no need to compare */
+  modified: boolean
+  touched: boolean
+  destroyed: boolean
+  loadedKeys: string[]
+  loadedValues: unknown[]
+  snapshot: unknown
+  /** LRU mode: when the loaded record expires */
+  expiresAt: number | undefined
+  /** the valid signed cookie the request came with */
+  cookie: VerifiedCookie | undefined
+  /** the request failed with an error (only tracked when `cookieOnException` is off) */
+  failed: boolean
+  /** the save ran (or was skipped) once; an error response must not save again */
+  settled: boolean
+}
+
+export type ChangeState = 'changed' | 'unknown' | 'unchanged'
+
+const FLASH = 'flash'
+
+export class RedisSession implements Session {
+  readonly #state: SessionState
+  readonly #destroyRecord: DestroyRecord;
+  [key: string]: unknown
+
+  /** A new session, or (with `record`) the stored one the signed `cookie` names. */
+  constructor (destroyRecord: DestroyRecord, cookie?: VerifiedCookie, record?: LoadedSession) {
+    this.#destroyRecord = destroyRecord
+    this.#state = {
+      id: record === undefined ? undefined : cookie?.id,
+      isNew: record === undefined,
+      createdAt: record?.createdAt ?? Date.now(),
+      timeout: record?.timeout,
+      previousId: undefined,
+      modified: false,
+      touched: false,
+      destroyed: false,
+      loadedKeys: [],
+      loadedValues: [],
+      snapshot: record?.snapshot,
+      expiresAt: record?.expiresAt,
+      cookie,
+      failed: false,
+      settled: false
+    }
+    if (record !== undefined) this.#adopt(record.data)
+  }
+
+  get id (): string {
+    this.#state.id ??= generateId()
+    return this.#state.id
+  }
+
+  get isNew (): boolean {
+    return this.#state.isNew
+  }
+
+  get createdAt (): number {
+    return this.#state.createdAt
+  }
+
+  get<K extends keyof SessionData & string>(key: K): SessionData[K] | undefined
+  get<K extends keyof SessionData & string>(key: K, defaultValue: NonNullable<SessionData[K]>): NonNullable<SessionData[K]>
+  get (key: string, defaultValue?: unknown): unknown {
+    return Object.hasOwn(this, key) ? this[key] : defaultValue
+  }
+
+  set<K extends keyof SessionData & string>(key: K, value: SessionData[K] | undefined): this
+  set (key: string, value: unknown): this {
+    if (value === undefined) {
+      this.delete(key)
+      return this
+    }
+    if (isReserved(key)) throw new TypeError(`"${key}" is reserved by the session and cannot hold data`)
+    this[key] = value
+    this.#state.modified = true
+    return this
+  }
+
+  has (key: string): boolean {
+    return Object.hasOwn(this, key)
+  }
+
+  delete (key: string): boolean {
+    if (!Object.hasOwn(this, key)) return false
+    delete this[key]
+    this.#state.modified = true
+    return true
+  }
+
+  clear (): void {
+    for (const key of Object.keys(this)) delete this[key]
+    this.#state.modified = true
+  }
+
+  keys (): string[] {
+    return Object.keys(this)
+  }
+
+  toJSON (): Partial<SessionData> {
+    const { [FLASH]: _flash, ...data } = this
+    return data
+  }
+
+  changed (): void {
+    this.#state.modified = true
+  }
+
+  async regenerate (keep?: string[]): Promise<void> {
+    if (keep !== undefined) {
+      for (const key of Object.keys(this)) if (!keep.includes(key)) delete this[key]
+    }
+    this.#replaceRecord()
+    this.#state.modified = true
+  }
+
+  async destroy (): Promise<void> {
+    const state = this.#state
+    if (!state.isNew) await this.#destroyRecord(this.id)
+    for (const key of Object.keys(this)) delete this[key]
+    state.id = undefined
+    state.isNew = true
+    state.previousId = undefined
+    state.modified = false
+    state.destroyed = true
+    state.timeout = undefined
+    state.loadedKeys = []
+    state.loadedValues = []
+  }
+
+  touch (): void {
+    this.#state.touched = true
+  }
+
+  adjustTimeout (seconds: number): void {
+    if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('adjustTimeout takes a whole number of seconds, 0 or more')
+    this.#state.timeout = seconds
+    this.#state.modified = true
+  }
+
+  peekFlash (): Record<string, string[]>
+  peekFlash (type: string): string[]
+  peekFlash (type?: string): Record<string, string[]> | string[] {
+    const flash = (this[FLASH] ?? {}) as Record<string, string[]>
+    return type === undefined ? flash : flash[type] ?? []
+  }
+
+  /** A stored record this session came from is to be deleted when it is saved under a new id. */
+  #replaceRecord (): void {
+    const state = this.#state
+    if (!state.isNew) state.previousId ??= state.id
+    state.id = undefined
+    state.isNew = true
+    state.destroyed = false
+  }
+
+  #adopt (data: SessionRecordData): void {
+    const state = this.#state
+    for (const key of Object.keys(data)) {
+      // names of methods and Object.prototype (including __proto__) never come from storage
+      if (isReserved(key)) continue
+      this[key] = data[key]
+      state.loadedKeys.push(key)
+      state.loadedValues.push(data[key])
+    }
+  }
+
+  /** Internals the plugin reads; not part of the public `Session`. */
+  static internals (session: RedisSession): Readonly<SessionState> {
+    return session.#state
+  }
+
+  /** A fresh session that replaces the record `cookie` names, which could not be used (undecodable or expired). */
+  static replacing (destroyRecord: DestroyRecord, cookie: VerifiedCookie): RedisSession {
+    const session = new RedisSession(destroyRecord, cookie)
+    session.#state.previousId = cookie.id
+    return session
+  }
+
+  static markFailed (session: RedisSession): void {
+    session.#state.failed = true
+  }
+
+  /** True the first time only: one save per request, even when an error response follows. */
+  static settle (session: RedisSession): boolean {
+    const state = session.#state
+    if (state.settled) return false
+    state.settled = true
+    return true
+  }
+
+  /** Whether the data differs from what was loaded: cheaply decided, or 'unknown' when only the encoding can tell. */
+  static changeState (session: RedisSession, detectChanges: boolean): ChangeState {
+    const state = session.#state
+    if (state.modified) return 'changed'
+    const keys = Object.keys(session)
+    if (keys.length !== state.loadedKeys.length) return 'changed'
+    let nested = false
+    for (let i = 0; i < keys.length; i++) {
+      const value = session[keys[i]]
+      if (keys[i] !== state.loadedKeys[i] || value !== state.loadedValues[i]) return 'changed'
+      if (typeof value === 'object' && value !== null) nested = true
+    }
+    return nested && detectChanges ? 'unknown' : 'unchanged'
+  }
+
+  static toStored (session: RedisSession): StoredSession {
+    const state = session.#state
+    return { data: { ...session }, createdAt: state.createdAt, timeout: state.timeout }
+  }
+
+  /** After a successful save the session is no longer new, and what was saved is the new baseline. */
+  static markSaved (session: RedisSession): void {
+    const state = session.#state
+    state.isNew = false
+    state.previousId = undefined
+    state.modified = false
+  }
+}
+
+function isReserved (key: string): boolean {
+  return key in RedisSession.prototype
+}

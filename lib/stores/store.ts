@@ -1,0 +1,46 @@
+import type { Cluster, Redis } from 'ioredis'
+import type { SessionRecordData } from '../codec.js'
+
+/** What every layout keeps of a session. */
+export interface StoredSession {
+  data: SessionRecordData
+  /** ms since epoch */
+  createdAt: number
+  /** the session's own timeout in seconds (`adjustTimeout`); undefined = the configured one */
+  timeout: number | undefined
+}
+
+export interface LoadedSession extends StoredSession {
+  /** LRU mode: ms since epoch after which the record counts as expired; undefined = never */
+  expiresAt: number | undefined
+  /** what the layout needs to tell a change from none (the string layout keeps the stored payload) */
+  snapshot: unknown
+}
+
+export interface SaveRequest {
+  id: string
+  session: StoredSession
+  /** true: store only if no record exists; false: only if it still exists (a destroy or regenerate wins) */
+  isNew: boolean
+  /** the record loaded at the start of the request; undefined for a new session */
+  snapshot?: unknown
+  /** skip the write when the encoded data equals the snapshot */
+  onlyIfChanged: boolean
+  /** a record to delete in the same round trip (regenerate) */
+  previousId?: string
+}
+
+/** saved · unchanged: nothing to write · lost: the record was destroyed or regenerated meanwhile */
+export type SaveResult = 'saved' | 'unchanged' | 'lost'
+
+/** One storage layout; knows Redis, not Fastify. */
+export interface Store {
+  readonly client: Redis | Cluster
+  /** Reads a session and slides its expiry, in one round trip. */
+  load (id: string): Promise<LoadedSession | null>
+  save (request: SaveRequest): Promise<SaveResult>
+  destroy (id: string): Promise<void>
+  /** Reads a session's data without sliding its expiry. */
+  get (id: string): Promise<SessionRecordData | null>
+  ping (): Promise<void>
+}
