@@ -1,0 +1,100 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import type { Test } from 'tap'
+import redisSession, { type RedisSessionOptions } from '../../lib/index.js'
+import { startRedis, type RedisServer } from './redis-server.js'
+
+export const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
+
+export interface TestApp {
+  app: FastifyInstance
+  redis: RedisServer
+  /** a client of the test's own, for looking at what the plugin stored */
+  admin: Redis
+  /** Requests `url` with the given cookie (a `name=value` pair) and returns the response. */
+  request: (url: string, cookie?: string, method?: 'GET' | 'POST') => Promise<LightMyRequestResponse>
+}
+
+/**
+ * A private Redis (or the shared one from REDIS_URL), torn down with the test. Starting it per
+ * test file keeps command counts free of other tests' traffic.
+ */
+export async function privateRedis (t: Test): Promise<{ redis: RedisServer, admin: Redis }> {
+  const redis = await startRedis()
+  const admin = redis.admin()
+  t.teardown(async () => {
+    admin.disconnect()
+    await redis.stop()
+  })
+  return { redis, admin }
+}
+
+/**
+ * A Fastify app with the plugin registered on a private Redis; `routes` adds the routes under test.
+ * The app is closed with the test.
+ */
+export async function buildApp (
+  t: Test,
+  options: Partial<RedisSessionOptions> = {},
+  routes: (app: FastifyInstance) => void = () => {},
+  serverOptions: FastifyServerOptions = {},
+  given?: { redis: RedisServer, admin: Redis }
+): Promise<TestApp> {
+  const { redis, admin } = given ?? await privateRedis(t)
+  const app = Fastify(serverOptions)
+  await app.register(redisSession, { secret: SECRET, url: redis.url, ...options })
+  routes(app)
+  await app.ready()
+  t.teardown(async () => await app.close())
+  const request = async (url: string, cookie?: string, method: 'GET' | 'POST' = 'GET'): Promise<LightMyRequestResponse> =>
+    await app.inject({ method, url, headers: cookie === undefined ? {} : { cookie } })
+  return { app, redis, admin, request }
+}
+
+/** The `name=value` pair of the response's session cookie, or undefined when none was set. */
+export function sessionCookie (response: LightMyRequestResponse, name = 'session'): string | undefined {
+  const header = response.headers['set-cookie']
+  const all = header === undefined ? [] : Array.isArray(header) ? header : [header]
+  return all.map((line) => line.split(';')[0]).find((pair) => pair.startsWith(name + '='))
+}
+
+/** The session id inside a `session=<id>.<signature>` pair. */
+export function idOf (cookie: string): string {
+  return cookie.slice(cookie.indexOf('=') + 1, cookie.lastIndexOf('.'))
+}
+
+export interface TrafficRecorder {
+  /** command names the client sent, in order */
+  commands: string[]
+  /** batches of commands sent without waiting for a reply in between */
+  roundTrips: number
+  reset: () => void
+}
+
+/**
+ * Records what a client sends. Commands issued in the same tick travel together, so each tick
+ * with commands is one round trip.
+ */
+export function recordTraffic (client: Redis | Cluster): TrafficRecorder {
+  const recorder: TrafficRecorder = {
+    commands: [],
+    roundTrips: 0,
+    reset () {
+      recorder.commands = []
+      recorder.roundTrips = 0
+    }
+  }
+  let inBatch = false
+  const send = client.sendCommand.bind(client) as (...args: unknown[]) => unknown
+  ;(client as unknown as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (...args: unknown[]) => {
+    const command = args[0] as { name: string }
+    recorder.commands.push(command.name)
+    if (!inBatch) {
+      inBatch = true
+      recorder.roundTrips++
+      process.nextTick(() => { inBatch = false })
+    }
+    return send(...args)
+  }
+  return recorder
+}
