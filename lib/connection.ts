@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
 import { FST_RS_CONNECTION_REJECTED } from './errors.js'
@@ -95,4 +96,18 @@ function isRejection (error: Error & { code?: string, lastNodeError?: Error }): 
   if (error.lastNodeError !== undefined) return isRejection(error.lastNodeError)
   if (error.name === 'ReplyError') return true
   return error.code !== undefined && !NETWORK_ERRORS.has(error.code)
+}
+
+/** Logs the first error of each outage as a warning and the retries that follow at debug level. */
+export function reportConnectionErrors (client: Redis | Cluster, log: FastifyBaseLogger): void {
+  let down = false
+  client.on('ready', () => { down = false })
+  client.on('error', (error: Error) => {
+    if (down) {
+      log.debug({ err: error }, 'Redis connection still failing')
+    } else {
+      down = true
+      log.warn({ err: error }, 'Redis connection failed; session requests get 503 until it is back')
+    }
+  })
 }

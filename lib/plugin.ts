@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { connect, firstConnection } from './connection.js'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { connect, firstConnection, reportConnectionErrors } from './connection.js'
 import { CookieSigner, readCookie, serializeCookie } from './cookie.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
@@ -15,9 +15,13 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   const opts = resolveOptions(options)
   const { client, owned } = connect(opts.connection)
   if (owned) {
+    reportConnectionErrors(client, fastify.log)
     fastify.addHook('onClose', async () => {
-      if (client.status === 'ready') await client.quit()
-      else client.disconnect()
+      if (client.status !== 'ready') return client.disconnect()
+      // resolved on 'end' only: events.once would reject on the errors a closing connection may emit
+      const ended = new Promise((resolve) => client.once('end', resolve))
+      await client.quit()
+      await ended
     })
     await firstConnection(client).catch((err) => {
       client.disconnect()
