@@ -125,6 +125,10 @@ t.test('valid values of every kind are not reported', async (t) => {
     { cookie: { path: '/app', domain: '.example.com', httpOnly: false, sameSite: false, secure: 'auto', maxAge: 1, partitioned: true } },
     { cookie: { sameSite: 'none', secure: 'auto' } },
     { cookie: { sameSite: 'none', secure: true } },
+    { layout: 'bucketed', buckets: 16, sweepInterval: 0.5 },
+    { layout: 'hash', compress: { threshold: 0, algorithm: 'brotli' } },
+    { compress: {} },
+    { compress: false },
     { timeout: 0, redisTtl: false, layout: 'string', cookieOnException: false, deserializationFailsNew: true, maxSize: 1 },
     { timeout: null, prefix: '', cookieName: '__Host-sid', decorator: '$sess_2' },
     { secret: [SECRET, 'x'.repeat(32)] }
@@ -134,6 +138,19 @@ t.test('valid values of every kind are not reported', async (t) => {
     const err = await registerError({ ...valid, ...variant, port: 0 })
     t.same(badPaths(err), ['/port'], JSON.stringify(Object.keys(variant)))
   }
+})
+
+t.test('layout, bucketed-only options and compression', async (t) => {
+  t.same(badPaths(await registerError({ ...valid, layout: 'list' })), ['/layout'])
+  t.same(problems(await registerError({ ...valid, buckets: 16, sweepInterval: 60 })), [
+    '/buckets only applies to layout "bucketed"',
+    '/sweepInterval only applies to layout "bucketed"'
+  ])
+  t.same(problems(await registerError({ ...valid, layout: 'hash', buckets: 16 })), ['/buckets only applies to layout "bucketed"'])
+  t.same(badPaths(await registerError({ ...valid, layout: 'bucketed', buckets: 0, sweepInterval: 0 })), ['/buckets', '/sweepInterval'])
+  t.same(badPaths(await registerError({ ...valid, compress: { threshold: -1, algorithm: 'zstd', level: 9 } })),
+    ['/compress', '/compress/algorithm', '/compress/level', '/compress/threshold'])
+  t.same(badPaths(await registerError({ ...valid, compress: true })), ['/compress'])
 })
 
 t.test('sameSite "none" needs a secure cookie', async (t) => {
@@ -248,6 +265,26 @@ t.test('registered apps', async (t) => {
       t.same((await setup.request('/read', cookie)).json(), { n: 1 })
       t.equal(await setup.admin.ttl(key), -1, `timeout ${String(timeout)}: no TTL after a read`)
     }
+  })
+
+  t.test('compress: {} takes the default threshold and algorithm', async (t) => {
+    const setup = await buildApp(t, { compress: {}, prefix: 'zip:' }, (app) => {
+      app.get('/write', async (request) => {
+        request.session.set('small', 'x')
+        return {}
+      })
+      app.get('/big', async (request) => {
+        request.session.set('text', 'abc'.repeat(1000))
+        return {}
+      })
+      app.get('/read', async (request) => ({ length: (request.session.get('text') as string | undefined)?.length ?? 0 }))
+    }, {}, redis)
+    const small = sessionCookie(await setup.request('/write')) as string
+    t.match(await setup.admin.get('zip:' + idOf(small)), '{"small":"x"}', 'below 400 bytes: stored as is')
+    const cookie = sessionCookie(await setup.request('/big', small)) ?? small
+    const stored = await setup.admin.getBuffer('zip:' + idOf(cookie)) as Buffer
+    t.ok(stored.length < 1000, `compressed (${stored.length} bytes for 3000 characters)`)
+    t.same((await setup.request('/read', cookie)).json(), { length: 3000 })
   })
 
   t.test('two registrations with different decorators keep their own options', async (t) => {
