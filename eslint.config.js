@@ -1,8 +1,9 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', '.tmp/**'] }),
   {
+    files: ['**/*.ts', '**/*.cts', '**/*.mts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'error'
     }

@@ -13,7 +13,7 @@ export function addFlash (session: Session, type: string, messages: unknown[]): 
     ? messages[0] as string[]
     : [messages.length > 1 ? format(...messages) : messages[0] as string]
   const flash = session.peekFlash()
-  const ofType = (flash[type] ?? []).concat(added)
+  const ofType = (Object.hasOwn(flash, type) ? flash[type] : []).concat(added)
   session.set('flash', { ...flash, [type]: ofType })
   return ofType.length
 }
@@ -26,7 +26,8 @@ export function takeFlash (session: Session, type?: string): Messages | string[]
     if (session.has('flash')) session.delete('flash')
     return flash
   }
-  const { [type]: taken = [], ...rest } = flash
+  if (!Object.hasOwn(flash, type)) return []
+  const { [type]: taken, ...rest } = flash
   if (taken.length > 0) session.set('flash', Object.keys(rest).length > 0 ? rest : undefined)
   return taken
 }
