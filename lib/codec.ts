@@ -1,44 +1,119 @@
+import { brotliCompressSync, brotliDecompressSync, constants, deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib'
 import { FST_RS_DECODE_FAILED, FST_RS_SESSION_TOO_LARGE } from './errors.js'
 
 export type SessionRecordData = Record<string, unknown>
+
+/** What a store writes or reads: text, or bytes once compression is on. */
+export type Stored = string | Buffer
+
+export type CompressionAlgorithm = 'deflate' | 'gzip' | 'brotli'
+
+export interface Compression {
+  /** encoded payloads of fewer bytes are stored as they are */
+  threshold: number
+  algorithm: CompressionAlgorithm
+}
 
 export interface CodecOptions {
   encode: (data: SessionRecordData) => string
   decode: (payload: string) => SessionRecordData
   maxSize: number
+  compress?: Compression
 }
 
-/** Turns session data into stored text and back, and refuses records above `maxSize`. */
+interface Algorithm {
+  tag: number
+  compress: (bytes: Buffer) => Buffer
+  decompress: (bytes: Buffer) => Buffer
+}
+
+// Sessions are written on the request path: brotli's default quality (11) costs milliseconds, 5 a fraction.
+const BROTLI_QUALITY = { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } }
+
+const ALGORITHMS: Record<CompressionAlgorithm, Algorithm> = {
+  deflate: { tag: 0x64, compress: (bytes) => deflateSync(bytes), decompress: (bytes) => inflateSync(bytes) },
+  gzip: { tag: 0x67, compress: (bytes) => gzipSync(bytes), decompress: (bytes) => gunzipSync(bytes) },
+  brotli: { tag: 0x62, compress: (bytes) => brotliCompressSync(bytes, BROTLI_QUALITY), decompress: (bytes) => brotliDecompressSync(bytes) }
+}
+const BY_TAG = new Map(Object.values(ALGORITHMS).map((algorithm) => [algorithm.tag, algorithm]))
+
+// 0xFF never occurs in UTF-8 text, so a payload starting with it cannot be a plain one; the next byte names the algorithm
+const COMPRESSED = 0xff
+
+/**
+ * Turns session data into stored text or bytes and back: the encode/decode hooks, compression,
+ * and the `maxSize` limit on what is stored.
+ */
 export class Codec {
+  /** Stored payloads may be bytes (compression is on): stores must read them as Buffers. */
+  readonly binary: boolean
   readonly #options: CodecOptions
+  readonly #algorithm: Algorithm | undefined
 
   constructor (options: CodecOptions) {
     this.#options = options
+    this.#algorithm = options.compress === undefined ? undefined : ALGORITHMS[options.compress.algorithm]
+    this.binary = this.#algorithm !== undefined
   }
 
   encode (data: SessionRecordData): string {
     return this.#options.encode(data)
   }
 
-  /** Throws FST_RS_SESSION_TOO_LARGE when the bytes about to be stored exceed `maxSize`. */
-  checkSize (stored: string): void {
-    // a UTF-8 string takes at most 3 bytes per UTF-16 unit: skip the byte count when it cannot be exceeded
-    if (stored.length * 3 <= this.#options.maxSize) return
-    const size = Buffer.byteLength(stored)
-    if (size > this.#options.maxSize) throw new FST_RS_SESSION_TOO_LARGE(size, this.#options.maxSize)
-  }
-
   /** Throws FST_RS_DECODE_FAILED unless the payload decodes to a plain object. */
   decode (payload: string): SessionRecordData {
-    let data: unknown
-    try {
-      data = this.#options.decode(payload)
-    } catch (err) {
-      throw new FST_RS_DECODE_FAILED((err as Error).message, { cause: err })
-    }
+    const data = this.decodeValue(payload)
     if (typeof data !== 'object' || data === null || Array.isArray(data)) {
       throw new FST_RS_DECODE_FAILED('the record is not an object')
     }
     return data as SessionRecordData
+  }
+
+  /** One value on its own (hash layout); undefined for what JSON leaves out (undefined, functions). */
+  encodeValue (value: unknown): string | undefined {
+    return this.#options.encode(value as SessionRecordData)
+  }
+
+  /** Throws FST_RS_DECODE_FAILED when the hook does. */
+  decodeValue (payload: string): unknown {
+    try {
+      return this.#options.decode(payload)
+    } catch (err) {
+      throw new FST_RS_DECODE_FAILED((err as Error).message, { cause: err })
+    }
+  }
+
+  /** What to store for an encoded payload: the text, or marked compressed bytes from `threshold` bytes on. */
+  pack (payload: string): Stored {
+    if (this.#algorithm === undefined) return payload
+    const bytes = Buffer.from(payload)
+    if (bytes.length < (this.#options.compress as Compression).threshold) return payload
+    return Buffer.concat([Buffer.of(COMPRESSED, this.#algorithm.tag), this.#algorithm.compress(bytes)])
+  }
+
+  /** The encoded payload back from what `pack` stored; plain and compressed records both unpack. */
+  unpack (stored: Stored): string {
+    if (typeof stored === 'string') return stored
+    if (stored[0] !== COMPRESSED) return stored.toString()
+    const algorithm = BY_TAG.get(stored[1])
+    if (algorithm === undefined) throw new FST_RS_DECODE_FAILED('the record is compressed with an unknown algorithm')
+    try {
+      return algorithm.decompress(stored.subarray(2)).toString()
+    } catch (err) {
+      throw new FST_RS_DECODE_FAILED((err as Error).message, { cause: err })
+    }
+  }
+
+  /** Throws FST_RS_SESSION_TOO_LARGE when the bytes about to be stored exceed `maxSize`. */
+  checkSize (stored: Stored | readonly Stored[]): void {
+    const parts = typeof stored === 'string' || Buffer.isBuffer(stored) ? [stored] : stored
+    const { maxSize } = this.#options
+    // a UTF-8 string takes at most 3 bytes per UTF-16 unit: skip the byte count when it cannot be exceeded
+    let bound = 0
+    for (const part of parts) bound += typeof part === 'string' ? part.length * 3 : part.length
+    if (bound <= maxSize) return
+    let size = 0
+    for (const part of parts) size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
+    if (size > maxSize) throw new FST_RS_SESSION_TOO_LARGE(size, maxSize)
   }
 }

@@ -2,6 +2,7 @@ import Type, { type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
+import type { Compression, CompressionAlgorithm } from './codec.js'
 import type { CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
 
@@ -65,8 +66,29 @@ export interface RedisSessionOptions {
   deserializationFailsNew?: boolean
   /** Largest stored session in bytes; default 1 MiB */
   maxSize?: number
-  /** Storage layout; default `'string'` (one key per session) */
-  layout?: 'string'
+  /**
+   * Storage layout; default `'string'`. `'string'`: one key per session, the whole session
+   * rewritten on change. `'hash'`: one Redis hash per session, a save writes only the keys that
+   * changed, so concurrent requests changing different keys all keep their changes; the
+   * encode/decode hooks then see one value at a time. `'bucketed'`: sessions as fields of
+   * `buckets` shared hashes, for the least memory per session when Redis keeps those hashes
+   * small (`hash-max-listpack-value`); expired sessions are removed by `sweep()`.
+   * @example
+   * { layout: 'bucketed', buckets: 1024, sweepInterval: 60 }
+   */
+  layout?: 'string' | 'hash' | 'bucketed'
+  /** `layout: 'bucketed'` only: the number of bucket hashes; default 65536 */
+  buckets?: number
+  /** `layout: 'bucketed'` only: seconds between automatic sweeps of expired sessions; default off */
+  sweepInterval?: number
+  /**
+   * Compress encoded sessions (node:zlib) from `threshold` bytes on (default 400) with
+   * `algorithm` (default `'deflate'`); smaller ones stay plain. Both kinds always decode, so it
+   * can be turned on at any time. `maxSize` applies to the compressed bytes. Default false.
+   * @example
+   * { compress: { threshold: 1024, algorithm: 'brotli' } }
+   */
+  compress?: false | { threshold?: number, algorithm?: CompressionAlgorithm }
   /** Every save waits until this many replicas acknowledged it. */
   replicas?: { count: number, timeout: number }
   /** default `session` */
@@ -94,7 +116,12 @@ export interface ResolvedOptions {
   decode: (payload: string) => Record<string, unknown>
   deserializationFailsNew: boolean
   maxSize: number
-  layout: 'string'
+  layout: 'string' | 'hash' | 'bucketed'
+  buckets: number
+  /** seconds; undefined = no automatic sweeps */
+  sweepInterval: number | undefined
+  /** undefined = off */
+  compress: Compression | undefined
   replicas: { count: number, timeout: number } | undefined
   cookieName: string
   cookie: CookieAttributes
@@ -156,7 +183,16 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   decode: Fn,
   deserializationFailsNew: Type.Boolean(),
   maxSize: Type.Integer({ minimum: 1 }),
-  layout: Type.Literal('string'),
+  layout: Type.Union([Type.Literal('string'), Type.Literal('hash'), Type.Literal('bucketed')]),
+  buckets: Type.Integer({ minimum: 1 }),
+  sweepInterval: Type.Number({ exclusiveMinimum: 0 }),
+  compress: Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      threshold: Type.Optional(Type.Integer({ minimum: 0 })),
+      algorithm: Type.Optional(Type.Union([Type.Literal('deflate'), Type.Literal('gzip'), Type.Literal('brotli')]))
+    }, { additionalProperties: false })
+  ]),
   replicas: Type.Object({ count: Type.Integer({ minimum: 1 }), timeout: Milliseconds }, { additionalProperties: false }),
   cookieName: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }),
   cookie: Type.Object({
@@ -181,6 +217,7 @@ export const optionsSchema = Type.Object(
 
 const CONNECTION_SOURCES = ['client', 'cluster', 'sentinel', 'url', 'socketPath'] as const
 
+const BUCKETED_ONLY = ['buckets', 'sweepInterval'] as const
 /** Checks `options` against the schema and fills in defaults; throws FST_RS_INVALID_OPTIONS naming every bad path. */
 export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
   const problems = findProblems(options as unknown as Record<string, unknown>)
@@ -222,6 +259,11 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
     maxSize: options.maxSize ?? 1024 * 1024,
     layout: options.layout ?? 'string',
     replicas: options.replicas,
+    buckets: options.buckets ?? 65536,
+    sweepInterval: options.sweepInterval,
+    compress: options.compress === undefined || options.compress === false
+      ? undefined
+      : { threshold: options.compress.threshold ?? 400, algorithm: options.compress.algorithm ?? 'deflate' },
     cookieName: options.cookieName ?? 'session',
     cookie,
     cookieOnException: options.cookieOnException ?? true,
@@ -245,6 +287,9 @@ function findProblems (options: Record<string, unknown>): string[] {
   const sources = CONNECTION_SOURCES.filter((key) => options[key] !== undefined)
   if (sources.length > 1) problems.push(sources.map((key) => '/' + key).join(', ') + ' are exclusive: give one way to reach Redis')
   const cookie = options.cookie as Partial<CookieAttributes> | undefined
+  for (const key of BUCKETED_ONLY) {
+    if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout "bucketed"`)
+  }
   if (cookie?.sameSite === 'none' && cookie.secure === false) problems.push('/cookie/secure must not be false when /cookie/sameSite is "none"')
   return problems
 }

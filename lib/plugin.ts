@@ -6,7 +6,7 @@ import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
 import { RedisSession } from './session.js'
-import { createStore, sessionStoreApi } from './stores/index.js'
+import { createStore, scheduleSweeps, sessionStoreApi } from './stores/index.js'
 import type { LoadedSession } from './stores/store.js'
 
 type Decorated = Record<string, RedisSession | null>
@@ -30,6 +30,10 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   }
 
   const store = createStore(opts, client)
+  if (opts.sweepInterval !== undefined) {
+    const stopSweeps = scheduleSweeps(store, opts.sweepInterval, (err) => fastify.log.warn({ err }, 'session sweep failed'))
+    fastify.addHook('preClose', stopSweeps)
+  }
   const signer = new CookieSigner(opts.secrets)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
   const refreshWithin = opts.timeout * 1000 * 0.9

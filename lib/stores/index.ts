@@ -2,22 +2,44 @@ import type { Cluster, Redis } from 'ioredis'
 import { Codec, type SessionRecordData } from '../codec.js'
 import { isValidId } from '../id.js'
 import type { ResolvedOptions } from '../options.js'
-import type { Store } from './store.js'
+import { BucketedStore } from './bucketed-store.js'
+import { HashStore } from './hash-store.js'
+import type { Store, StoreOptions } from './store.js'
 import { StringStore } from './string-store.js'
 
 export type { Store } from './store.js'
 
 /** The store of the configured layout. */
 export function createStore (options: ResolvedOptions, client: Redis | Cluster): Store {
-  const codec = new Codec({ encode: options.encode, decode: options.decode, maxSize: options.maxSize })
-  return new StringStore({
+  const { encode, decode, maxSize, compress } = options
+  const storeOptions: StoreOptions = {
     client,
-    codec,
+    codec: new Codec({ encode, decode, maxSize, compress }),
     prefix: options.prefix,
     timeout: options.timeout,
     redisTtl: options.redisTtl,
     replicas: options.replicas
-  })
+  }
+  switch (options.layout) {
+    case 'hash': return new HashStore(storeOptions)
+    case 'bucketed': return new BucketedStore({ ...storeOptions, buckets: options.buckets })
+    case 'string': return new StringStore(storeOptions)
+  }
+}
+
+/**
+ * Sweeps every `seconds`, never two sweeps at once, on a timer that does not keep the process
+ * alive; failures go to `onError`. Resolves, once the sweep under way is done, to stop.
+ */
+export function scheduleSweeps (store: Store, seconds: number, onError: (err: Error) => void): () => Promise<void> {
+  let running: Promise<void> | undefined
+  const timer = setInterval(() => {
+    running ??= store.sweep().then(() => {}, onError).finally(() => { running = undefined })
+  }, seconds * 1000).unref()
+  return async () => {
+    clearInterval(timer)
+    await running
+  }
 }
 
 /** `fastify.sessionStore`: sessions by id, outside any request. */
@@ -28,6 +50,13 @@ export interface SessionStore {
   get (id: string): Promise<SessionRecordData | null>
   /** Deletes the session, e.g. to end another user's session. */
   destroy (id: string): Promise<void>
+  /**
+   * Removes expired sessions in bounded batches and resolves to how many. Only the bucketed
+   * layout has any: Redis expires the string and hash layouts' keys itself, so there it resolves 0.
+   * @example
+   * const removed = await fastify.sessionStore.sweep()
+   */
+  sweep (): Promise<number>
   /** Rejects with FST_RS_STORE_UNAVAILABLE when Redis does not answer within `commandTimeout`. */
   ping (): Promise<void>
 }
@@ -37,6 +66,7 @@ export function sessionStoreApi (store: Store): SessionStore {
     client: store.client,
     get: async (id) => isValidId(id) ? await store.get(id) : null,
     destroy: async (id) => { if (isValidId(id)) await store.destroy(id) },
+    sweep: async () => await store.sweep(),
     ping: async () => await store.ping()
   }
 }

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
-import type { SessionRecordData } from '../codec.js'
+import type { Codec, SessionRecordData } from '../codec.js'
 
 /** What every layout keeps of a session. */
 export interface StoredSession {
@@ -42,5 +42,20 @@ export interface Store {
   destroy (id: string): Promise<void>
   /** Reads a session's data without sliding its expiry. */
   get (id: string): Promise<SessionRecordData | null>
+  /** Removes expired sessions Redis does not expire itself; resolves to how many. */
+  sweep (): Promise<number>
   ping (): Promise<void>
+}
+
+/** What every layout is built from. */
+export interface StoreOptions {
+  client: Redis | Cluster
+  codec: Codec
+  prefix: string
+  /** seconds; 0 = never expires */
+  timeout: number
+  /** false = LRU mode: no TTL in Redis, expiry kept in the record */
+  redisTtl: boolean
+  /** every save waits (`WAIT`) until this many replicas have it */
+  replicas: { count: number, timeout: number } | undefined
 }

@@ -1,0 +1,147 @@
+import type { Cluster, Redis } from 'ioredis'
+import type { SessionRecordData, Stored } from '../codec.js'
+import { FST_RS_DECODE_FAILED } from '../errors.js'
+import { requireExistence, timeoutOf } from './lua.js'
+import { formatHeader, parseHeader } from './record.js'
+import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
+import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
+
+// The header sits beside the data under a name no data key can have: the Session refuses every
+// name JavaScript objects inherit, so none of them ever comes from storage as data.
+const META = '__proto__'
+
+// HGETALL plus (ARGV[2] '1') the sliding EXPIRE in one round trip
+const LOAD_SCRIPT = `
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+if ARGV[2] == '1' then
+  local ttl = ${timeoutOf(`redis.call('HGET', KEYS[1], '${META}') or ''`, 'ARGV[1]')}
+  if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+end
+return fields`
+
+// ARGV: '1' the hash must exist ('0' must not), seconds to live ('' leaves the TTL alone: LRU
+// mode; 0 = never), the number of fields to delete, those fields, then field/value pairs to set
+const SAVE_SCRIPT = `
+${requireExistence("redis.call('EXISTS', KEYS[1]) == 1", 'ARGV[1]')}
+local deletions = tonumber(ARGV[3])
+if deletions > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + deletions)) end
+if #ARGV > 3 + deletions then redis.call('HSET', KEYS[1], unpack(ARGV, 4 + deletions)) end
+local ttl = tonumber(ARGV[2])
+if ttl == 0 then redis.call('PERSIST', KEYS[1]) elseif ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1`
+
+const LOAD_COMMAND = 'fastifyRedisSessionsHashLoad'
+const SAVE_COMMAND = 'fastifyRedisSessionsHashSave'
+
+interface ScriptedClient {
+  [command: string]: (key: string, ...args: Array<string | number | Buffer>) => Promise<unknown>
+}
+
+/** What was loaded, to write only the difference. */
+interface HashSnapshot {
+  meta: string
+  /** per data field: its encoded value, and what is stored (that text, or compressed bytes) */
+  fields: Map<string, { payload: string, stored: Stored }>
+}
+
+const NOTHING_STORED: HashSnapshot = { meta: '', fields: new Map() }
+
+/**
+ * One Redis hash per session, one field per session key, each value encoded on its own (the
+ * encode/decode hooks see single values), plus the header under a reserved field name.
+ * A save writes only the fields that differ from what was loaded, so concurrent requests that
+ * change different keys of one session all keep their changes.
+ */
+export class HashStore implements Store {
+  readonly client: Redis | Cluster
+  readonly #options: StoreOptions
+  readonly #scripted: ScriptedClient
+  /** the load script, or its Buffer variant when values may be compressed */
+  readonly #load: string
+
+  constructor (options: StoreOptions) {
+    this.client = options.client
+    this.#options = options
+    defineScript(this.client, LOAD_COMMAND, 1, LOAD_SCRIPT)
+    defineScript(this.client, SAVE_COMMAND, 1, SAVE_SCRIPT)
+    this.#scripted = this.client as unknown as ScriptedClient
+    this.#load = LOAD_COMMAND + (options.codec.binary ? 'Buffer' : '')
+  }
+
+  async load (id: string): Promise<LoadedSession | null> {
+    return await this.#read(id, this.#options.redisTtl)
+  }
+
+  async get (id: string): Promise<SessionRecordData | null> {
+    return (await this.#read(id, false))?.data ?? null
+  }
+
+  async save (request: SaveRequest): Promise<SaveResult> {
+    const { client, codec, prefix, redisTtl, replicas } = this.#options
+    const before = request.isNew ? NOTHING_STORED : request.snapshot as HashSnapshot
+    const { header, timeout } = formatHeader(request.session, this.#options)
+    const changed: Stored[] = []
+    const stored: Stored[] = [META, header]
+    if (header !== before.meta) changed.push(META, header)
+    const kept = new Set<string>()
+    for (const [field, value] of Object.entries(request.session.data)) {
+      const payload = codec.encodeValue(value)
+      if (payload === undefined) continue
+      const old = before.fields.get(field)
+      const packed = old?.payload === payload ? old.stored : codec.pack(payload)
+      if (packed !== old?.stored) changed.push(field, packed)
+      stored.push(field, packed)
+      kept.add(field)
+    }
+    const deleted = [...before.fields.keys()].filter((field) => !kept.has(field))
+    if (changed.length === 0 && deleted.length === 0) return 'unchanged'
+    codec.checkSize(stored)
+
+    const args = [request.isNew ? '0' : '1', redisTtl ? timeout : '', deleted.length, ...deleted, ...changed]
+    const write = this.#scripted[SAVE_COMMAND](prefix + request.id, ...args)
+    const alongside = request.previousId === undefined ? [] : [client.del(prefix + request.previousId)]
+    return await sendSave(client, replicas, write, alongside, 0)
+  }
+
+  async destroy (id: string): Promise<void> {
+    await unavailableOnError(this.client.del(this.#options.prefix + id))
+  }
+
+  /** Redis expires session hashes itself: nothing to sweep. */
+  async sweep (): Promise<number> {
+    return 0
+  }
+
+  async ping (): Promise<void> {
+    await unavailableOnError(this.client.ping())
+  }
+
+  async #read (id: string, slide: boolean): Promise<LoadedSession | null> {
+    const { prefix, timeout } = this.#options
+    const reply = await unavailableOnError(this.#scripted[this.#load](prefix + id, timeout, slide ? '1' : '0')) as Stored[] | null
+    return reply === null ? null : this.#parse(reply)
+  }
+
+  #parse (reply: Stored[]): LoadedSession {
+    const { codec } = this.#options
+    const fields: HashSnapshot['fields'] = new Map()
+    const entries: Array<[string, unknown]> = []
+    let meta: string | undefined
+    for (let i = 0; i < reply.length; i += 2) {
+      const field = reply[i].toString()
+      const stored = reply[i + 1]
+      if (field === META) {
+        meta = stored.toString()
+        continue
+      }
+      const payload = codec.unpack(stored)
+      fields.set(field, { payload, stored })
+      entries.push([field, codec.decodeValue(payload)])
+    }
+    if (meta === undefined) throw new FST_RS_DECODE_FAILED('the session hash has no header field')
+    // fromEntries defines own properties, so not even a stored `__proto__` reaches a prototype
+    const snapshot: HashSnapshot = { meta, fields }
+    return { ...parseHeader(meta), data: Object.fromEntries(entries), snapshot }
+  }
+}

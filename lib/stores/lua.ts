@@ -1,0 +1,21 @@
+// Lua pieces the layouts' scripts share.
+
+/**
+ * An expression: the seconds a session lives, its own timeout leading its header
+ * (`<own timeout>:<createdAt>:<expiresAt>`) or else the configured `fallback`.
+ */
+export function timeoutOf (header: string, fallback: string): string {
+  return `(tonumber(string.match(${header}, '^(%d+):')) or tonumber(${fallback}))`
+}
+
+/**
+ * Stops the script with 0 unless the record's existence is what the save expects (`flag` '1':
+ * it must still exist, so a destroy or regenerate wins; '0': it must not exist yet).
+ */
+export function requireExistence (exists: string, flag: string): string {
+  return `if (${exists}) ~= (${flag} == '1') then return 0 end`
+}
+
+/** Defines `now`: ms since epoch by the Redis clock, so every app server and the CLI agree on what has expired. */
+export const NOW = `local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)`

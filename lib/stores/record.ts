@@ -1,0 +1,68 @@
+import type { Codec, Stored } from '../codec.js'
+import { FST_RS_DECODE_FAILED } from '../errors.js'
+import type { LoadedSession, SaveRequest, StoredSession } from './store.js'
+
+/** How long sessions live. */
+export interface Expiry {
+  /** seconds; 0 = never expires */
+  timeout: number
+  /** false = LRU mode: Redis enforces no expiry, the header carries it */
+  redisTtl: boolean
+}
+
+export interface Header {
+  header: string
+  /** seconds the session lives from now: its own timeout or the configured one; 0 = never */
+  timeout: number
+}
+
+/**
+ * `<own timeout>:<createdAt>:<expiresAt>`, what every layout keeps beside the data; `expiresAt`
+ * only in LRU mode, where no TTL enforces the timeout.
+ */
+export function formatHeader (session: StoredSession, expiry: Expiry): Header {
+  const timeout = session.timeout ?? expiry.timeout
+  const expiresAt = !expiry.redisTtl && timeout > 0 ? Date.now() + timeout * 1000 : ''
+  return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt}`, timeout }
+}
+
+const HEADER = /^(\d*):(\d+):(\d*)$/
+
+export function parseHeader (header: string): Omit<LoadedSession, 'data' | 'snapshot'> {
+  const fields = HEADER.exec(header)
+  if (fields === null) throw new FST_RS_DECODE_FAILED('the record has no valid header')
+  return {
+    timeout: fields[1] === '' ? undefined : Number(fields[1]),
+    createdAt: Number(fields[2]),
+    expiresAt: fields[3] === '' ? undefined : Number(fields[3])
+  }
+}
+
+export interface EncodedRecord {
+  value: Stored
+  /** seconds the session lives from now; 0 = never */
+  timeout: number
+}
+
+/**
+ * A whole session as one value (string and bucketed layouts): the header, `|`, then the encoded
+ * data, compressed when that is on. Undefined when `onlyIfChanged` and the data is what was loaded.
+ */
+export function encodeRecord (codec: Codec, expiry: Expiry, request: SaveRequest): EncodedRecord | undefined {
+  const payload = codec.encode(request.session.data)
+  if (request.onlyIfChanged && payload === request.snapshot) return undefined
+  const { header, timeout } = formatHeader(request.session, expiry)
+  const packed = codec.pack(payload)
+  const value = typeof packed === 'string' ? `${header}|${packed}` : Buffer.concat([Buffer.from(header + '|'), packed])
+  codec.checkSize(value)
+  return { value, timeout }
+}
+
+/** The session in a value `encodeRecord` made; its snapshot is the encoded data. */
+export function decodeRecord (codec: Codec, stored: Stored): LoadedSession {
+  const bar = stored.indexOf('|')
+  if (bar === -1) throw new FST_RS_DECODE_FAILED('the record has no valid header')
+  const header = typeof stored === 'string' ? stored.slice(0, bar) : stored.toString('latin1', 0, bar)
+  const payload = codec.unpack(typeof stored === 'string' ? stored.slice(bar + 1) : stored.subarray(bar + 1))
+  return { ...parseHeader(header), data: codec.decode(payload), snapshot: payload }
+}
