@@ -1,0 +1,7 @@
+export { freePort } from './free-port.js'
+export { startRedis, type RedisServer, type StartRedisOptions } from './redis-server.js'
+export { makeTlsFiles, type TlsFiles } from './tls.js'
+export { startSentinelGroup, type SentinelGroup, type SentinelGroupOptions } from './sentinel.js'
+export { startCluster, type RedisCluster, type ClusterOptions } from './cluster.js'
+export { commandStats, commandDelta } from './command-stats.js'
+export { waitFor, type WaitOptions } from './wait.js'
