@@ -29,14 +29,19 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The session, loaded before your handler when the request carries a valid cookie. */
     session: Session & SessionData
-    /** Adds flash messages of `type`; returns how many of that type are waiting. */
-    flash(type: string, ...message: unknown[]): number
+    /**
+     * Adds flash messages of `type` (an array adds each; several arguments are joined with
+     * `util.format`) and returns how many of that type are waiting. A property, not a method,
+     * so the declarations of @fastify/flash (which @fastify/passport loads) merge with it.
+     */
+    flash: (type: string, ...message: unknown[]) => number
   }
   interface FastifyReply {
-    /** Takes the flash messages of `type`, so each is shown once. */
-    flash(type: string): string[]
-    /** Takes all flash messages by type. */
-    flash(): Record<string, string[]>
+    /** Takes the flash messages of `type`, or all of them by type, so each is shown once. */
+    flash: {
+      (type: string): string[]
+      (): Record<string, string[]>
+    }
   }
   interface FastifyInstance {
     /** Sessions by id, outside any request. */

@@ -24,9 +24,14 @@ export interface Session {
   readonly isNew: boolean
   /** ms since epoch */
   readonly createdAt: number
-  /** The value of `key`, or `defaultValue` when it is absent. */
+  /**
+   * The value of `key`, or `defaultValue` when it is absent. Keys declared in `SessionData`
+   * are typed; any other key is `unknown`.
+   * @example
+   * const views = request.session.get('views', 0) + 1
+   */
   get<K extends keyof SessionData & string>(key: K): SessionData[K] | undefined
-  get<K extends keyof SessionData & string>(key: K, defaultValue: NonNullable<SessionData[K]>): NonNullable<SessionData[K]>
+  get<K extends keyof SessionData & string>(key: K, defaultValue: Exclude<SessionData[K], undefined>): Exclude<SessionData[K], undefined>
   /** Stores `value` under `key`; `undefined` deletes it. */
   set<K extends keyof SessionData & string>(key: K, value: SessionData[K] | undefined): this
   has (key: keyof SessionData & string): boolean
@@ -127,7 +132,7 @@ export class RedisSession implements Session {
   }
 
   get<K extends keyof SessionData & string>(key: K): SessionData[K] | undefined
-  get<K extends keyof SessionData & string>(key: K, defaultValue: NonNullable<SessionData[K]>): NonNullable<SessionData[K]>
+  get<K extends keyof SessionData & string>(key: K, defaultValue: Exclude<SessionData[K], undefined>): Exclude<SessionData[K], undefined>
   get (key: string, defaultValue?: unknown): unknown {
     return Object.hasOwn(this, key) ? this[key] : defaultValue
   }
