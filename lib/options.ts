@@ -58,9 +58,9 @@ export interface RedisSessionOptions {
   redisTtl?: boolean
   /** Save nested mutations without `changed()`; default true */
   detectChanges?: boolean
-  /** Turns session data into the stored payload; default JSON.stringify */
+  /** Turns session data into the stored payload; default JSON.stringify. With `layout: 'hash'` it gets one value at a time. */
   encode?: (data: Record<string, unknown>) => string
-  /** Inverse of `encode`; default JSON.parse */
+  /** Inverse of `encode`; default JSON.parse. With `layout: 'hash'` it returns one value at a time. */
   decode?: (payload: string) => Record<string, unknown>
   /** An undecodable record gives a fresh session instead of a 500; default false */
   deserializationFailsNew?: boolean
@@ -201,7 +201,8 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
     httpOnly: Type.Optional(Type.Boolean()),
     sameSite: Type.Optional(Type.Union([Type.Literal('lax'), Type.Literal('strict'), Type.Literal('none'), Type.Literal(false)])),
     secure: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('auto')])),
-    maxAge: Type.Optional(Type.Integer({ minimum: 0 })),
+    // Max-Age=0 would make browsers drop the cookie at once
+    maxAge: Type.Optional(Type.Integer({ minimum: 1 })),
     partitioned: Type.Optional(Type.Boolean())
   }, { additionalProperties: false }),
   cookieOnException: Type.Boolean(),
@@ -216,8 +217,8 @@ export const optionsSchema = Type.Object(
 )
 
 const CONNECTION_SOURCES = ['client', 'cluster', 'sentinel', 'url', 'socketPath'] as const
-
 const BUCKETED_ONLY = ['buckets', 'sweepInterval'] as const
+
 /** Checks `options` against the schema and fills in defaults; throws FST_RS_INVALID_OPTIONS naming every bad path. */
 export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
   const problems = findProblems(options as unknown as Record<string, unknown>)
@@ -258,12 +259,12 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
     deserializationFailsNew: options.deserializationFailsNew ?? false,
     maxSize: options.maxSize ?? 1024 * 1024,
     layout: options.layout ?? 'string',
-    replicas: options.replicas,
     buckets: options.buckets ?? 65536,
     sweepInterval: options.sweepInterval,
     compress: options.compress === undefined || options.compress === false
       ? undefined
       : { threshold: options.compress.threshold ?? 400, algorithm: options.compress.algorithm ?? 'deflate' },
+    replicas: options.replicas,
     cookieName: options.cookieName ?? 'session',
     cookie,
     cookieOnException: options.cookieOnException ?? true,
@@ -286,10 +287,10 @@ function findProblems (options: Record<string, unknown>): string[] {
   }
   const sources = CONNECTION_SOURCES.filter((key) => options[key] !== undefined)
   if (sources.length > 1) problems.push(sources.map((key) => '/' + key).join(', ') + ' are exclusive: give one way to reach Redis')
-  const cookie = options.cookie as Partial<CookieAttributes> | undefined
   for (const key of BUCKETED_ONLY) {
     if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout "bucketed"`)
   }
+  const cookie = options.cookie as Partial<CookieAttributes> | undefined
   if (cookie?.sameSite === 'none' && cookie.secure === false) problems.push('/cookie/secure must not be false when /cookie/sameSite is "none"')
   return problems
 }

@@ -36,7 +36,6 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   }
   const signer = new CookieSigner(opts.secrets)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
-  const refreshWithin = opts.timeout * 1000 * 0.9
   const destroyRecord = async (id: string): Promise<void> => await store.destroy(id)
 
   fastify.decorate(decorator + 'Store', sessionStoreApi(store))
@@ -58,12 +57,12 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   }
 
   fastify.addHook('onRequest', function loadSession (request, reply, done) {
-    if (request.routeOptions.config.session === false) return done()
     // @fastify/flash, when registered, brings its own flash with the same storage
     if (request.flash === undefined) {
       request.flash = requestFlash
       reply.flash = replyFlash
     }
+    if (request.routeOptions.config.session === false) return done()
     const header = request.headers.cookie
     const value = header === undefined ? undefined : readCookie(header, cookieName)
     const verified = value === undefined ? null : signer.verify(value)
@@ -100,7 +99,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     const change = RedisSession.changeState(session, detectChanges)
     const write = state.isNew
       ? cookieAllowed && change === 'changed'
-      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt))
+      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout))
     if (!write) {
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
       if (state.destroyed) setCookie(reply, request, '', true)
@@ -129,8 +128,9 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     }, (err: Error) => done(err))
   })
 
-  function needsRefresh (touched: boolean, expiresAt: number | undefined): boolean {
-    return touched || (expiresAt !== undefined && expiresAt - Date.now() < refreshWithin)
+  /** LRU mode: a read rewrites the record once less than 90% of its timeout is left. */
+  function needsRefresh (touched: boolean, expiresAt: number | undefined, ownTimeout: number | undefined): boolean {
+    return touched || (expiresAt !== undefined && expiresAt - Date.now() < (ownTimeout ?? opts.timeout) * 900)
   }
 
   function setCookie (reply: FastifyReply, request: FastifyRequest, id: string, expire: boolean): void {

@@ -214,7 +214,7 @@ export class RedisSession implements Session {
   peekFlash (type: string): string[]
   peekFlash (type?: string): Record<string, string[]> | string[] {
     const flash = (this[FLASH] ?? {}) as Record<string, string[]>
-    return type === undefined ? flash : flash[type] ?? []
+    return type === undefined ? flash : Object.hasOwn(flash, type) ? flash[type] : []
   }
 
   /** A stored record this session came from is to be deleted when it is saved under a new id. */
