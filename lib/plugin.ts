@@ -91,9 +91,15 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
 
   fastify.addHook('onSend', function saveSession (request, reply, payload, done) {
     const session = (request as unknown as Decorated)[decorator]
-    if (session === null || !RedisSession.settle(session)) return done(null, payload)
+    if (session === null) return done(null, payload)
     const state = RedisSession.internals(session)
-    if (state.failed) return done(null, payload)
+    if (state.saving) {
+      // an async hook replied without `return reply`, so the handler sent again while the first
+      // response waits for its save: the first response wins, this one is dropped
+      request.log.warn('reply sent twice while the session was being saved; the second send is dropped')
+      return
+    }
+    if (!RedisSession.settle(session) || state.failed) return done(null, payload)
     const cookieAllowed = shouldSetCookie === undefined || shouldSetCookie(request, reply)
 
     const change = RedisSession.changeState(session, detectChanges)
@@ -108,6 +114,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     }
 
     const wasNew = state.isNew
+    state.saving = true
     store.save({
       id: session.id,
       session: RedisSession.toStored(session),
@@ -116,6 +123,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       onlyIfChanged: change === 'unknown',
       previousId: state.previousId
     }).then((result) => {
+      state.saving = false
       if (result === 'lost') {
         request.log.debug('session save dropped: the session was destroyed or regenerated meanwhile')
       } else {
@@ -125,7 +133,10 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
         }
       }
       done(null, payload)
-    }, (err: Error) => done(err))
+    }, (err: Error) => {
+      state.saving = false
+      done(err)
+    })
   })
 
   /** LRU mode: a read rewrites the record once less than 90% of its timeout is left. */

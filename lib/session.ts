@@ -84,6 +84,8 @@ interface SessionState {
   failed: boolean
   /** the save ran (or was skipped) once; an error response must not save again */
   settled: boolean
+  /** the save is on its way to Redis */
+  saving: boolean
 }
 
 export type ChangeState = 'changed' | 'unknown' | 'unchanged'
@@ -113,7 +115,8 @@ export class RedisSession implements Session {
       expiresAt: record?.expiresAt,
       cookie,
       failed: false,
-      settled: false
+      settled: false,
+      saving: false
     }
     if (record !== undefined) this.#adopt(record.data)
   }
@@ -237,8 +240,8 @@ export class RedisSession implements Session {
     }
   }
 
-  /** Internals the plugin reads; not part of the public `Session`. */
-  static internals (session: RedisSession): Readonly<SessionState> {
+  /** Internals the plugin reads and keeps; not part of the public `Session`. */
+  static internals (session: RedisSession): SessionState {
     return session.#state
   }
 

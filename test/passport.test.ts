@@ -138,12 +138,9 @@ t.test('@fastify/passport form login: failure redirect and flash, redirect from 
   })
 })
 
-t.test('@fastify/passport successRedirect', {
-  todo: 'lib/plugin.ts saveSession (onSend): @fastify/passport redirects from its async preValidation hook without ' +
-    'returning the reply, so Fastify runs the route handler while our onSend awaits the Redis save; the handler\'s ' +
-    'second send skips our hook (RedisSession.settle is false) and writes the 302 without Set-Cookie, then the first ' +
-    'save\'s done() throws ERR_HTTP_HEADERS_SENT inside the store.save().then() callback: an unhandled rejection'
-}, async (t) => {
+// @fastify/passport redirects from an async hook without `return reply`, so the route handler sends
+// again while our onSend saves: the first response (with the cookie) must win
+t.test('@fastify/passport successRedirect', async (t) => {
   const { request, login } = await passportApp(t, { successRedirect: '/me' })
   const response = await login('ada', 'lovelace')
   t.equal(response.statusCode, 302)
