@@ -7,6 +7,8 @@ export async function unavailableOnError<T> (promise: Promise<T>): Promise<T> {
   try {
     return await promise
   } catch (err) {
+    // ioredis attaches the command's arguments (session key and data) to its errors: keep them out of logs
+    delete (err as { command?: unknown }).command
     throw new FST_RS_STORE_UNAVAILABLE((err as Error).message, { cause: err })
   }
 }
