@@ -126,6 +126,8 @@ class LocalRedisServer implements RedisServer {
     ])
     this.#plainPort = plain
     this.#tlsPort = tls
+    // A fresh log per attempt, so an old "Address already in use" is not read as the cause.
+    await writeFile(this.logFile, '')
     const lines = [
       'bind 127.0.0.1',
       `port ${plain}`,
@@ -200,6 +202,7 @@ class LocalRedisServer implements RedisServer {
 
 /** Internal: a private redis-server (or sentinel) process in its own temp dir. */
 export async function launchRedis (opts: LaunchOptions = {}): Promise<RedisServer> {
+  if ((opts.tlsOnly || opts.requireClientCert) && !opts.tls) throw new Error('tlsOnly and requireClientCert need tls: await makeTlsFiles()')
   const dir = await mkdtemp(join(tmpdir(), 'frs-redis-'))
   trackTempDir(dir)
   const server = new LocalRedisServer(dir, opts)
