@@ -163,6 +163,23 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
       t.same(await stored(cookie), expected)
     })
 
+    t.test('a session with thousands of keys is saved, changed and emptied', async (t) => {
+      const many = await app(t, {}, (app) => {
+        app.get('/many/:count', async (request) => {
+          const count = Number((request.params as { count: string }).count)
+          request.session.clear()
+          for (let i = 0; i < count; i++) request.session.set(`key${i}`, i)
+          return {}
+        })
+      })
+      const cookie = sessionCookie(await many.request('/many/9000')) as string
+      t.equal(Object.keys(await stored(cookie) as object).length, 9000)
+      await many.request('/many/4500', cookie)
+      t.equal(Object.keys(await stored(cookie) as object).length, 4500)
+      await many.request('/many/0', cookie)
+      t.same(await stored(cookie), {})
+    })
+
     t.test('round trips and Redis commands per request', async (t) => {
       const traffic = recordTraffic(setup.app.sessionStore.client)
       // the first calls also register the Lua scripts on this server (EVALSHA → NOSCRIPT → EVAL)

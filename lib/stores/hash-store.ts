@@ -24,9 +24,13 @@ return fields`
 // mode; 0 = never), the number of fields to delete, those fields, then field/value pairs to set
 const SAVE_SCRIPT = `
 ${requireExistence("redis.call('EXISTS', KEYS[1]) == 1", 'ARGV[1]')}
+-- ARGV[first..last] in chunks: unpack() passes at most a few thousand values at once
+local function send(command, first, last)
+  for i = first, last, 1000 do redis.call(command, KEYS[1], unpack(ARGV, i, math.min(i + 999, last))) end
+end
 local deletions = tonumber(ARGV[3])
-if deletions > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + deletions)) end
-if #ARGV > 3 + deletions then redis.call('HSET', KEYS[1], unpack(ARGV, 4 + deletions)) end
+send('HDEL', 4, 3 + deletions)
+send('HSET', 4 + deletions, #ARGV)
 local ttl = tonumber(ARGV[2])
 if ttl == 0 then redis.call('PERSIST', KEYS[1]) elseif ttl then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1`
@@ -77,6 +81,7 @@ export class HashStore implements Store {
     return (await this.#read(id, false))?.data ?? null
   }
 
+  /** Compares field by field, so an unchanged session is never written, whatever `onlyIfChanged` says. */
   async save (request: SaveRequest): Promise<SaveResult> {
     const { client, codec, prefix, redisTtl, replicas } = this.#options
     const before = request.isNew ? NOTHING_STORED : request.snapshot as HashSnapshot
