@@ -19,6 +19,12 @@ function routes (app: FastifyInstance): void {
     s._csrf = 'token'
     return { keys: Object.keys(s), viaGet: s.get('user'), json: s.toJSON() }
   })
+  app.get('/swap', async (request) => {
+    // same number of keys, another name: only a key-by-key comparison sees it
+    delete request.session.kept
+    request.session.swapped = 'yes'
+    return {}
+  })
   app.get('/show', async (request) => ({ data: request.session.toJSON(), isNew: request.session.isNew, createdAt: request.session.createdAt }))
   app.get('/reserved', async (request) => {
     const names = ['get', 'id', 'isNew', 'toJSON', 'constructor', '__proto__', 'hasOwnProperty']
@@ -83,6 +89,12 @@ t.test('the Session API', async (t) => {
     t.same(response.json(), { keys: ['user', '_csrf'], viaGet: { name: 'ada' }, json: { user: { name: 'ada' }, _csrf: 'token' } })
     const show = await request('/show', sessionCookie(response))
     t.same(show.json().data, { user: { name: 'ada' }, _csrf: 'token' }, 'property writes are saved')
+  })
+
+  t.test('renaming a key through property access is saved', async (t) => {
+    const cookie = sessionCookie(await request('/api')) as string
+    await request('/swap', cookie)
+    t.same((await request('/show', cookie)).json().data, { swapped: 'yes' })
   })
 
   t.test('method and metadata names are reserved', async (t) => {
@@ -160,7 +172,13 @@ t.test('detectChanges', async (t) => {
       request.session.changed()
       return {}
     })
-    app.get('/show', async (request) => request.session.toJSON())
+    app.get('/swap', async (request) => {
+    // same number of keys, another name: only a key-by-key comparison sees it
+    delete request.session.kept
+    request.session.swapped = 'yes'
+    return {}
+  })
+  app.get('/show', async (request) => request.session.toJSON())
   }
 
   t.test('on: a nested mutation is saved without changed()', async (t) => {
