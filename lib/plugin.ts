@@ -36,7 +36,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   }
   const signer = new CookieSigner(opts.secrets)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
-  const destroyRecord = async (id: string): Promise<void> => await store.destroy(id)
+  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => await store.destroy(id, owner)
 
   fastify.decorate(decorator + 'Store', sessionStoreApi(store))
   fastify.decorateRequest(decorator, null)
@@ -121,7 +121,8 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       isNew: state.isNew,
       snapshot: state.snapshot,
       onlyIfChanged: change === 'unknown',
-      previousId: state.previousId
+      previousId: state.previousId,
+      ...RedisSession.ownerChanges(session)
     }).then((result) => {
       state.saving = false
       if (result === 'lost') {

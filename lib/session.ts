@@ -54,19 +54,30 @@ export interface Session {
   touch (): void
   /** This session's own timeout in seconds from now on, stored with it ("remember me"); 0 = never expires. */
   adjustTimeout (seconds: number): void
+  /**
+   * Files the session under `owner` (a user id), so `fastify.sessionStore.listByOwner(owner)` and
+   * `destroyByOwner(owner)` find it: "log out everywhere".
+   * @example
+   * await request.session.regenerate()
+   * request.session.setOwner(user.id)
+   */
+  setOwner (owner: string): void
   /** Flash messages without consuming them: of one type, or all. */
   peekFlash (): Record<string, string[]>
   peekFlash (type: string): string[]
 }
 
 /** What the session needs from its surroundings: the store's destroy, without knowing the store. */
-export type DestroyRecord = (id: string) => Promise<void>
+export type DestroyRecord = (id: string, owner: string | undefined) => Promise<void>
 
 interface SessionState {
   id: string | undefined
   isNew: boolean
   createdAt: number
   timeout: number | undefined
+  owner: string | undefined
+  /** the owner the stored record has, whose index lists it */
+  storedOwner: string | undefined
   /** a stored record this session replaces: deleted when it is saved (regenerate, undecodable record) */
   previousId: string | undefined
   /** modified through the API, so there is no need to compare */
@@ -105,6 +116,8 @@ export class RedisSession implements Session {
       isNew: record === undefined,
       createdAt: record?.createdAt ?? Date.now(),
       timeout: record?.timeout,
+      owner: record?.owner,
+      storedOwner: record?.owner,
       previousId: undefined,
       modified: false,
       touched: false,
@@ -191,7 +204,7 @@ export class RedisSession implements Session {
 
   async destroy (): Promise<void> {
     const state = this.#state
-    if (!state.isNew) await this.#destroyRecord(this.id)
+    if (!state.isNew) await this.#destroyRecord(this.id, state.storedOwner)
     for (const key of Object.keys(this)) delete this[key]
     state.id = undefined
     state.isNew = true
@@ -199,6 +212,8 @@ export class RedisSession implements Session {
     state.modified = false
     state.destroyed = true
     state.timeout = undefined
+    state.owner = undefined
+    state.storedOwner = undefined
     state.loadedKeys = []
     state.loadedValues = []
   }
@@ -210,6 +225,12 @@ export class RedisSession implements Session {
   adjustTimeout (seconds: number): void {
     if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('adjustTimeout takes a whole number of seconds, 0 or more')
     this.#state.timeout = seconds
+    this.#state.modified = true
+  }
+
+  setOwner (owner: string): void {
+    if (typeof owner !== 'string' || owner === '') throw new TypeError('setOwner takes a non-empty string')
+    this.#state.owner = owner
     this.#state.modified = true
   }
 
@@ -281,7 +302,17 @@ export class RedisSession implements Session {
 
   static toStored (session: RedisSession): StoredSession {
     const state = session.#state
-    return { data: { ...session }, createdAt: state.createdAt, timeout: state.timeout }
+    return { data: { ...session }, createdAt: state.createdAt, timeout: state.timeout, owner: state.owner }
+  }
+
+  /** Owner index changes the next save carries: a new id or a new owner joins, a replaced one leaves. */
+  static ownerChanges (session: RedisSession): { index?: string, unindex?: { owner: string, id: string } } {
+    const { owner, storedOwner, isNew, previousId } = session.#state
+    const moved = previousId !== undefined || owner !== storedOwner
+    return {
+      index: owner !== undefined && (isNew || owner !== storedOwner) ? owner : undefined,
+      unindex: storedOwner !== undefined && moved ? { owner: storedOwner, id: previousId ?? session.id } : undefined
+    }
   }
 
   /** After a successful save the session is no longer new, and what was saved is the new baseline. */
@@ -290,6 +321,7 @@ export class RedisSession implements Session {
     state.isNew = false
     state.previousId = undefined
     state.modified = false
+    state.storedOwner = state.owner
   }
 }
 

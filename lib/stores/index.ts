@@ -4,13 +4,18 @@ import { isValidId } from '../id.js'
 import type { ResolvedOptions } from '../options.js'
 import { BucketedStore } from './bucketed-store.js'
 import { HashStore } from './hash-store.js'
+import { OwnerIndexedStore } from './owner-index.js'
 import type { Store, StoreOptions } from './store.js'
 import { StringStore } from './string-store.js'
 
 export type { Store } from './store.js'
 
-/** The store of the configured layout. */
-export function createStore (options: ResolvedOptions, client: Redis | Cluster): Store {
+/** The store of the configured layout, with its owner index. */
+export function createStore (options: ResolvedOptions, client: Redis | Cluster): OwnerIndexedStore {
+  return new OwnerIndexedStore(layoutStore(options, client), options.prefix)
+}
+
+function layoutStore (options: ResolvedOptions, client: Redis | Cluster): Store {
   const { encode, decode, maxSize, compress } = options
   const storeOptions: StoreOptions = {
     client,
@@ -59,14 +64,28 @@ export interface SessionStore {
   sweep (): Promise<number>
   /** Rejects with FST_RS_STORE_UNAVAILABLE when Redis does not answer within `commandTimeout`. */
   ping (): Promise<void>
+  /**
+   * Ids of the live sessions filed under `owner` with `session.setOwner(owner)`.
+   * @example
+   * const devices = (await fastify.sessionStore.listByOwner(user.id)).length
+   */
+  listByOwner (owner: string): Promise<string[]>
+  /**
+   * Ends every session of `owner` ("log out everywhere") and resolves to how many there were.
+   * @example
+   * await fastify.sessionStore.destroyByOwner(user.id)
+   */
+  destroyByOwner (owner: string): Promise<number>
 }
 
-export function sessionStoreApi (store: Store): SessionStore {
+export function sessionStoreApi (store: OwnerIndexedStore): SessionStore {
   return {
     client: store.client,
     get: async (id) => isValidId(id) ? await store.get(id) : null,
     destroy: async (id) => { if (isValidId(id)) await store.destroy(id) },
     sweep: async () => await store.sweep(),
-    ping: async () => await store.ping()
+    ping: async () => await store.ping(),
+    listByOwner: async (owner) => await store.listByOwner(owner),
+    destroyByOwner: async (owner) => await store.destroyByOwner(owner)
   }
 }

@@ -17,16 +17,17 @@ export interface Header {
 }
 
 /**
- * `<own timeout>:<createdAt>:<expiresAt>`, what every layout keeps beside the data; `expiresAt`
- * only in LRU mode, where no TTL enforces the timeout.
+ * `<own timeout>:<createdAt>:<expiresAt>[:<owner>]`, what every layout keeps beside the data;
+ * `expiresAt` only in LRU mode, where no TTL enforces the timeout; the owner base64url-encoded.
  */
 export function formatHeader (session: StoredSession, expiry: Expiry): Header {
   const timeout = session.timeout ?? expiry.timeout
   const expiresAt = !expiry.redisTtl && timeout > 0 ? Date.now() + timeout * 1000 : ''
-  return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt}`, timeout }
+  const owner = session.owner === undefined ? '' : ':' + Buffer.from(session.owner).toString('base64url')
+  return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt}${owner}`, timeout }
 }
 
-const HEADER = /^(\d*):(\d+):(\d*)$/
+const HEADER = /^(\d*):(\d+):(\d*)(?::([A-Za-z0-9_-]+))?$/
 
 export function parseHeader (header: string): Omit<LoadedSession, 'data' | 'snapshot'> {
   const fields = HEADER.exec(header)
@@ -34,7 +35,8 @@ export function parseHeader (header: string): Omit<LoadedSession, 'data' | 'snap
   return {
     timeout: fields[1] === '' ? undefined : Number(fields[1]),
     createdAt: Number(fields[2]),
-    expiresAt: fields[3] === '' ? undefined : Number(fields[3])
+    expiresAt: fields[3] === '' ? undefined : Number(fields[3]),
+    owner: fields[4] === undefined ? undefined : Buffer.from(fields[4], 'base64url').toString()
   }
 }
 

@@ -8,6 +8,8 @@ export interface StoredSession {
   createdAt: number
   /** the session's own timeout in seconds (`adjustTimeout`); undefined = the configured one */
   timeout: number | undefined
+  /** whose session it is (`setOwner`), for "log out everywhere" */
+  owner: string | undefined
 }
 
 export interface LoadedSession extends StoredSession {
@@ -28,6 +30,10 @@ export interface SaveRequest {
   onlyIfChanged: boolean
   /** a record to delete in the same round trip (regenerate) */
   previousId?: string
+  /** add this session's id to the index of that owner (a new id, or a new owner) */
+  index?: string
+  /** remove an id from an owner's index (the record regenerate replaces, or an owner changed) */
+  unindex?: { owner: string, id: string }
 }
 
 /** saved · unchanged: nothing to write · lost: the record was destroyed or regenerated meanwhile */
@@ -39,7 +45,8 @@ export interface Store {
   /** Reads a session and slides its expiry, in one round trip. */
   load (id: string): Promise<LoadedSession | null>
   save (request: SaveRequest): Promise<SaveResult>
-  destroy (id: string): Promise<void>
+  /** Deletes a session; with its `owner`, also from that owner's index. */
+  destroy (id: string, owner?: string): Promise<void>
   /** Reads a session's data without sliding its expiry. */
   get (id: string): Promise<SessionRecordData | null>
   /** Removes expired sessions Redis does not expire itself; resolves to how many. */
