@@ -115,6 +115,15 @@ t.test('a record that no longer decodes is still ended by destroyByOwner', async
   t.equal(await admin.exists(key), 0)
 })
 
+t.test('a Redis error while listing rejects with FST_RS_STORE_UNAVAILABLE', async (t) => {
+  const { app, admin, request } = await buildApp(t, {}, routes)
+  const cookie = sessionCookie(await request('/login/ida')) as string
+  const key = 'sess:' + idOf(cookie)
+  await admin.del(key)
+  await admin.lpush(key, 'not a session') // GET on a list: WRONGTYPE
+  await t.rejects(app.sessionStore.listByOwner('ida'), { code: 'FST_RS_STORE_UNAVAILABLE' })
+})
+
 t.test('owners on Redis Cluster: sessions and the index live in different slots', async (t) => {
   const cluster = await startCluster()
   t.teardown(async () => await cluster.stop())
