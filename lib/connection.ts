@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions, type SentinelAddress, type SentinelConnectionOptions } from 'ioredis'
+import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls'
 import { FST_RS_CONNECTION_REJECTED } from './errors.js'
 import type { ConnectionOptions, TlsSettings } from './options.js'
 
@@ -13,22 +13,29 @@ export interface Connection {
 /** Builds the ioredis client the options describe, or wraps the one the user gave. */
 export function connect (options: ConnectionOptions): Connection {
   if (options.client !== undefined) return { client: options.client, owned: false }
+  const tls = tlsOptions(options.tls, options.tlsSkipVerify)
   const common: RedisOptions = {
     connectTimeout: options.connectTimeout,
     commandTimeout: options.commandTimeout,
     username: options.username,
     password: options.password,
     db: options.db,
-    tls: tlsOptions(options.tls, options.tlsSkipVerify),
+    tls,
     retryStrategy: retryForever
   }
   if (options.cluster !== undefined) {
-    const clusterOptions: ClusterOptions = { redisOptions: common, clusterRetryStrategy: retryForever }
+    const clusterOptions: ClusterOptions = {
+      redisOptions: common,
+      clusterRetryStrategy: retryForever,
+      // commandTimeout only starts once a node has the command: while the whole cluster is
+      // unreachable a queued command would wait forever instead of failing (503) at once
+      enableOfflineQueue: false
+    }
     return { client: new Cluster(options.cluster.nodes, clusterOptions), owned: true }
   }
   if (options.sentinel !== undefined) {
-    const { sentinels, name, password, username, tls } = options.sentinel
-    const sentinelTls = tlsOptions(tls ?? options.tls, options.tlsSkipVerify)
+    const { sentinels, name, password, username, tls: ownTls } = options.sentinel
+    const sentinelTls = tlsOptions(ownTls ?? options.tls, options.tlsSkipVerify)
     return {
       client: new Redis({
         ...common,
@@ -36,9 +43,11 @@ export function connect (options: ConnectionOptions): Connection {
         name,
         sentinelPassword: password,
         sentinelUsername: username,
-        enableTLSForSentinelMode: sentinelTls !== undefined,
         sentinelTLS: sentinelTls,
-        sentinelRetryStrategy: retryForever
+        // without it ioredis reaches the master in plain TCP whatever `tls` says
+        enableTLSForSentinelMode: tls !== undefined,
+        sentinelRetryStrategy: retryForever,
+        sentinelCommandTimeout: options.connectTimeout
       }),
       owned: true
     }
@@ -58,6 +67,7 @@ function retryForever (attempt: number): number {
   return Math.min(attempt * 100, 2000)
 }
 
+/** `tlsSkipVerify` alone means TLS without checking the server's certificate. */
 function tlsOptions (tls: boolean | TlsSettings | undefined, skipVerify: boolean | undefined): TlsConnectionOptions | undefined {
   if (tls === undefined || tls === false) return skipVerify === true ? { rejectUnauthorized: false } : undefined
   return { ...(tls === true ? {} : tls), rejectUnauthorized: skipVerify !== true }
@@ -83,7 +93,9 @@ export async function firstConnection (client: Redis | Cluster): Promise<void> {
       else reject(new FST_RS_CONNECTION_REJECTED(error.message, { cause: error }))
     }
     const onReady = (): void => settle()
-    const onError = (error: Error): void => settle(isRejection(error) ? error : undefined)
+    const onError = (error: Error): void => {
+      whyRefused(client, error).then(settle, settle)
+    }
     client.on('ready', onReady)
     client.on('error', onError)
   })
@@ -91,11 +103,112 @@ export async function firstConnection (client: Redis | Cluster): Promise<void> {
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT', 'EPIPE'])
 
-function isRejection (error: Error & { code?: string, lastNodeError?: Error }): boolean {
+// ioredis reports why the sentinels failed in words only, and loses a TLS error on the way
+// ("Connection is closed."): `All sentinels are unreachable. Retrying … Last error: <message>`
+const SENTINELS_FAILED = /^All sentinels are unreachable\..*? Last error: (.*)$/s
+const REFUSAL = /\b(?:WRONGPASS|NOAUTH|NOPERM)\b|certificate|No such master/
+
+/** The error that tells why Redis refused us, or undefined when it may just be unreachable. */
+function rejection (error: Error & { code?: string, lastNodeError?: Error }): Error | undefined {
   // a cluster reports why its last node failed
-  if (error.lastNodeError !== undefined) return isRejection(error.lastNodeError)
-  if (error.name === 'ReplyError') return true
-  return error.code !== undefined && !NETWORK_ERRORS.has(error.code)
+  if (error.lastNodeError !== undefined) return rejection(error.lastNodeError)
+  if (error.name === 'ReplyError') return error
+  return error.code !== undefined && !NETWORK_ERRORS.has(error.code) ? error : undefined
+}
+
+async function whyRefused (client: Redis | Cluster, error: Error): Promise<Error | undefined> {
+  const failed = SENTINELS_FAILED.exec(error.message)
+  if (failed === null) return rejection(error)
+  if (REFUSAL.test(failed[1])) return error
+  const { sentinelTLS, sentinels, connectTimeout } = (client as Redis).options as SentinelConnectionOptions & { sentinels: SentinelAddress[], connectTimeout: number }
+  return sentinelTLS === undefined ? undefined : await handshakeRefusal({ ...sentinels[0], ...sentinelTLS }, connectTimeout)
+}
+
+/**
+ * Opens a TLS connection and says PING, to find out whether the handshake is refused and why.
+ * An answer, or none within `timeout`, is no refusal.
+ */
+async function handshakeRefusal (options: TlsConnectionOptions, timeout: number): Promise<Error | undefined> {
+  return await new Promise((resolve) => {
+    const socket = tlsConnect(options)
+    const settle = (error?: Error): void => {
+      socket.destroy()
+      resolve(error === undefined ? undefined : rejection(error))
+    }
+    const pass = (): void => settle()
+    socket.once('error', settle)
+    socket.once('data', pass)
+    socket.setTimeout(timeout, pass)
+    socket.write('PING\r\n')
+  })
+}
+
+/** What the access check needs to know of the options. */
+export interface AccessNeeds {
+  prefix: string
+  layout: 'string' | 'hash' | 'bucketed'
+  redisTtl: boolean
+  replicas: unknown
+}
+
+// `K` stands for a session key; the arguments only need the right shape, nothing runs
+const LAYOUT_COMMANDS = {
+  string: ['get K', 'set K v', 'del K'],
+  hash: ['hgetall K', 'exists K', 'hset K f v', 'hdel K f', 'del K'],
+  bucketed: ['hget K f', 'hexists K f', 'hset K f v', 'hdel K f', 'zscore K m', 'zadd K 1 m', 'zrem K m', 'zrangebyscore K 0 1', 'time']
+}
+// what the scripts add to slide the expiry in Redis
+const SLIDING = { string: ['expire K 1'], hash: ['hget K f', 'expire K 1', 'persist K'], bucketed: [] }
+const SCRIPTS = ['eval s 1 K', 'evalsha 0000000000000000000000000000000000000000 1 K']
+
+/**
+ * The commands a registration sends: the layout's own and what runs inside its Lua scripts.
+ * The README's recommended ACL line is their union.
+ */
+export function neededCommands (needs: AccessNeeds): string[] {
+  const scripted = needs.layout !== 'string' || needs.redisTtl
+  return [
+    ...LAYOUT_COMMANDS[needs.layout],
+    ...(scripted ? SCRIPTS : []),
+    ...(needs.redisTtl ? SLIDING[needs.layout] : []),
+    ...(needs.replicas === undefined ? [] : ['wait 0 0']),
+    // the owner index (`setOwner`, `listByOwner`)
+    'sadd K m', 'srem K m', 'smembers K',
+    'ping'
+  ]
+}
+
+// redis.acl_check_cmd (Redis 7) asks the ACL without running anything
+const ACCESS_SCRIPT = `
+local denied = {}
+for i = 1, #ARGV do
+  local command = {}
+  for word in string.gmatch(ARGV[i], '%S+') do command[#command + 1] = word == 'K' and KEYS[1] or word end
+  if not redis.acl_check_cmd(unpack(command)) then denied[#denied + 1] = command[1] end
+end
+return denied`
+
+/**
+ * Rejects with FST_RS_CONNECTION_REJECTED, naming the commands, when the ACL denies the user a
+ * command the plugin needs on keys under `prefix`, so a restricted user fails at register rather
+ * than with 503s later. Costs one round trip; skipped while Redis is unreachable, and on a Redis
+ * older than 7, which cannot tell.
+ */
+export async function checkAccess (client: Redis | Cluster, needs: AccessNeeds): Promise<void> {
+  if (client.status !== 'ready') return
+  const commands = neededCommands(needs)
+  const key = needs.prefix + 'access-check'
+  let denied: string[]
+  try {
+    denied = await client.eval(ACCESS_SCRIPT, 1, key, ...commands) as string[]
+  } catch (err) {
+    // a user without EVAL needs none when the layout runs no script; other errors say nothing of the ACL
+    if (!(err as Error).message.startsWith('NOPERM') || !commands.includes(SCRIPTS[0])) return
+    denied = ['eval']
+  }
+  if (denied.length > 0) {
+    throw new FST_RS_CONNECTION_REJECTED(`the ACL denies the user ${denied.join(', ')} on keys like ${key}`)
+  }
 }
 
 /** Logs the first error of each outage as a warning and the retries that follow at debug level. */

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { connect, firstConnection, reportConnectionErrors } from './connection.js'
+import { checkAccess, connect, firstConnection, reportConnectionErrors } from './connection.js'
 import { CookieSigner, readCookie, serializeCookie } from './cookie.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
@@ -28,6 +28,10 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       throw err
     })
   }
+  await checkAccess(client, opts).catch((err) => {
+    if (owned) client.disconnect()
+    throw err
+  })
 
   const store = createStore(opts, client)
   if (opts.sweepInterval !== undefined) {

@@ -83,8 +83,9 @@ export class BucketedStore implements Store {
     const { hash, index } = this.#keys(request.id)
     const args = [request.id, record.value, request.isNew ? '0' : '1', redisTtl ? record.timeout : '']
     const write = this.#scripted[SAVE_COMMAND](hash, index, ...args)
-    const alongside = request.previousId === undefined ? [] : this.#remove(request.previousId)
-    return await sendSave(client, replicas, write, alongside, 0)
+    const previous = request.previousId === undefined ? [] : [request.previousId]
+    const alongside = previous.flatMap((old) => this.#remove(old))
+    return await sendSave(client, replicas, write, alongside, 0, [hash, ...previous.map((old) => this.#keys(old).hash)])
   }
 
   async destroy (id: string): Promise<void> {

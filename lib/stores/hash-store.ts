@@ -104,9 +104,11 @@ export class HashStore implements Store {
     codec.checkSize(stored)
 
     const args = [request.isNew ? '0' : '1', redisTtl ? timeout : '', deleted.length, ...deleted, ...changed]
-    const write = this.#scripted[SAVE_COMMAND](prefix + request.id, ...args)
-    const alongside = request.previousId === undefined ? [] : [client.del(prefix + request.previousId)]
-    return await sendSave(client, replicas, write, alongside, 0)
+    const key = prefix + request.id
+    const write = this.#scripted[SAVE_COMMAND](key, ...args)
+    const previous = request.previousId === undefined ? [] : [prefix + request.previousId]
+    const alongside = previous.map(async (old) => await client.del(old))
+    return await sendSave(client, replicas, write, alongside, 0, [key, ...previous])
   }
 
   async destroy (id: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis'
+import { Command, type Cluster, type Redis } from 'ioredis'
 import { FST_RS_STORE_UNAVAILABLE } from '../errors.js'
 import type { SaveResult, StoreOptions } from './store.js'
 
@@ -23,22 +23,36 @@ export function defineScript (client: Redis | Cluster, name: string, numberOfKey
 /**
  * Sends a save's conditional write together with what goes along with it (a regenerate's delete)
  * and the replicas `WAIT`, so they cost one round trip. `lost` is the write's reply when its
- * condition failed: the record was destroyed or regenerated meanwhile.
+ * condition failed: the record was destroyed or regenerated meanwhile. `keys` are the keys written.
  */
 export async function sendSave (
   client: Redis | Cluster,
   replicas: StoreOptions['replicas'],
   write: Promise<unknown>,
   alongside: Array<Promise<unknown>>,
-  lost: unknown
+  lost: unknown,
+  keys: string[]
 ): Promise<SaveResult> {
-  const commands = [write, ...alongside]
-  if (replicas !== undefined) commands.push(client.wait(replicas.count, replicas.timeout))
-  const replies = await unavailableOnError(Promise.all(commands))
+  const waits = replicas === undefined ? [] : waitForReplicas(client, replicas, keys)
+  const replies = await unavailableOnError(Promise.all([write, ...alongside, ...waits]))
   if (replies[0] === lost) return 'lost'
   if (replicas !== undefined) {
-    const acknowledged = replies[replies.length - 1] as number
+    const acknowledged = Math.min(...replies.slice(1 + alongside.length) as number[])
     if (acknowledged < replicas.count) throw new FST_RS_STORE_UNAVAILABLE(`${acknowledged} of ${replicas.count} replicas acknowledged the save`)
   }
   return 'saved'
+}
+
+/**
+ * `WAIT` on the connection that carried the writes, sent right after them. A Cluster would send a
+ * keyless WAIT to a random node, proving nothing: there it goes to the node of each written key.
+ */
+function waitForReplicas (client: Redis | Cluster, { count, timeout }: { count: number, timeout: number }, keys: string[]): Array<Promise<number>> {
+  if (!client.isCluster) return [client.wait(count, timeout)]
+  return keys.map(async (key) => {
+    const wait = new Command('wait', [count, timeout])
+    // the third argument routes by slot, as ioredis' own pipelines do
+    ;(client as Cluster).sendCommand(wait, undefined, { slot: new Command('exists', [key]).getSlot() })
+    return await wait.promise
+  })
 }

@@ -60,8 +60,9 @@ export class StringStore implements Store {
     const write = redisTtl && record.timeout > 0
       ? client.set(key, record.value, 'EX', record.timeout, condition)
       : client.set(key, record.value, condition)
-    const alongside = request.previousId === undefined ? [] : [client.del(prefix + request.previousId)]
-    return await sendSave(client, replicas, write, alongside, null)
+    const previous = request.previousId === undefined ? [] : [prefix + request.previousId]
+    const alongside = previous.map(async (old) => await client.del(old))
+    return await sendSave(client, replicas, write, alongside, null, [key, ...previous])
   }
 
   async destroy (id: string): Promise<void> {

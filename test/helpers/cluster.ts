@@ -6,6 +6,8 @@ import { waitFor } from './wait.js'
 export interface ClusterOptions {
   /** Number of masters sharing the 16384 slots; default 3, no replicas. */
   masters?: number
+  /** `requirepass` and `masterauth` of every node. */
+  password?: string
 }
 
 export interface RedisCluster {
@@ -47,7 +49,7 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
   requireRedisServer('startCluster()')
   const masters = opts.masters ?? 3
   if (masters < 1) throw new Error('startCluster() needs at least one master')
-  const started = await Promise.allSettled(Array.from({ length: masters }, async () => await launchRedis({ cluster: true })))
+  const started = await Promise.allSettled(Array.from({ length: masters }, async () => await launchRedis({ cluster: true, password: opts.password })))
   const servers = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
   const stop = async (): Promise<void> => { await Promise.all(servers.map(async s => await s.stop())) }
   try {
