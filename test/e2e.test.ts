@@ -1,0 +1,162 @@
+// The demo in example/ clicked through in a real browser: Debian's Chromium driven by playwright-core.
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { buildApp } from '../example/app.js'
+import { startRedis } from './helpers/index.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+
+t.test('the demo in headless Chromium', {
+  skip: existsSync(CHROMIUM) ? false : `Chromium not installed at ${CHROMIUM}: apt-get install chromium`
+}, async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => await redis.stop())
+  const app = await buildApp({ secret: randomBytes(32).toString('base64url'), redisUrl: redis.url })
+  t.teardown(async () => await app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const home = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/`
+
+  // playwright-core never downloads a browser; these flags keep Chromium off the (closed) network
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 20_000,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  t.teardown(async () => await browser.close())
+
+  /** A fresh browser profile (its own cookies) with the demo's page open. */
+  async function visitor (): Promise<Page> {
+    const context = await browser.newContext()
+    context.setDefaultTimeout(5_000)
+    const page = await context.newPage()
+    await page.goto(home)
+    return page
+  }
+  /** Clicks a button that posts a form and waits for the page the redirect leads to. */
+  async function submit (page: Page, button: string): Promise<void> {
+    const loaded = page.waitForEvent('load')
+    await page.click(button)
+    await loaded
+  }
+  async function login (page: Page, username: string): Promise<void> {
+    await page.fill('#login input[name=username]', username)
+    await submit(page, '#login-button')
+  }
+  const text = async (page: Page, selector: string): Promise<string | null> =>
+    await page.locator(selector).count() === 0 ? null : await page.textContent(selector)
+  const sessionId = async (page: Page): Promise<string | undefined> => {
+    const cookie = (await page.context().cookies(home)).find((c) => c.name === 'session')
+    return cookie?.value.slice(0, cookie.value.lastIndexOf('.'))
+  }
+
+  t.test('the counter counts reloads; the cookie is httpOnly and SameSite=Lax', async (t) => {
+    const page = await visitor()
+    t.equal(await text(page, '#views'), '1')
+    await page.reload()
+    t.equal(await text(page, '#views'), '2')
+    await page.reload()
+    t.equal(await text(page, '#views'), '3')
+    t.equal(await text(page, '#user'), null, 'not logged in')
+    const [cookie] = await page.context().cookies(home)
+    t.match(cookie, { name: 'session', httpOnly: true, sameSite: 'Lax', path: '/' })
+    t.equal(await page.evaluate('document.cookie'), '', 'scripts cannot read the session cookie')
+    await page.context().close()
+  })
+
+  t.test('login: a new session id, the welcome flash once, the login survives reloads', async (t) => {
+    const page = await visitor()
+    const before = await sessionId(page)
+    await login(page, 'Ada <b>&</b> Co')
+    t.equal(await text(page, '#user'), 'Ada <b>&</b> Co', 'the user name is shown as text')
+    t.equal(await page.locator('#user b').count(), 0, 'and not as markup')
+    t.equal(await text(page, '#flash'), 'Welcome, Ada <b>&</b> Co')
+    t.equal(await text(page, '#views'), '2', 'the data survives the new id')
+    const after = await sessionId(page)
+    t.not(after, before, 'login regenerated the id')
+    t.equal(await app.sessionStore.get(before!), null, 'the id from before login is gone')
+
+    await page.reload()
+    t.equal(await text(page, '#flash'), null, 'the flash is gone after a reload')
+    t.equal(await text(page, '#user'), 'Ada <b>&</b> Co')
+    await page.reload()
+    t.equal(await text(page, '#user'), 'Ada <b>&</b> Co', 'still logged in')
+    t.equal(await text(page, '#views'), '4')
+    t.equal(await sessionId(page), after)
+    await page.context().close()
+  })
+
+  t.test('a blank user name is refused with a flash', async (t) => {
+    const page = await visitor()
+    await login(page, '   ') // passes the input's `required`, trimmed to nothing by the server
+    t.equal(await text(page, '#flash'), 'Please enter a user name.')
+    t.equal(await text(page, '#user'), null)
+    const crafted = await page.request.post(new URL('/login', home).href, { form: {} })
+    t.match(await crafted.text(), 'Please enter a user name.', 'a post without the field too')
+    await page.context().close()
+  })
+
+  t.test('the health check has no session and sets no cookie', async (t) => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    const response = await page.goto(new URL('/health', home).href)
+    t.same(await response?.json(), { status: 'ok' })
+    t.same(await context.cookies(), [])
+    await context.close()
+  })
+
+  t.test('logout ends the session', async (t) => {
+    const page = await visitor()
+    await login(page, 'grace')
+    const id = await sessionId(page)
+    await submit(page, '#logout')
+    t.equal(await text(page, '#user'), null)
+    t.equal(await page.locator('#login').count(), 1, 'the login form is back')
+    t.equal(await text(page, '#views'), '1', 'a fresh session')
+    t.equal(await app.sessionStore.get(id!), null, 'the record is deleted')
+    await page.reload()
+    t.equal(await text(page, '#user'), null, 'and stays logged out')
+    await page.context().close()
+  })
+
+  t.test('log out everywhere ends the same user\'s sessions in other browsers, and only those', async (t) => {
+    const [laptop, phone, other] = await Promise.all([visitor(), visitor(), visitor()])
+    await login(laptop, 'linus')
+    t.equal(await text(laptop, '#sessions'), '1')
+    await login(phone, 'linus')
+    t.equal(await text(phone, '#sessions'), '2')
+    await login(other, 'margaret')
+    t.equal(await text(other, '#sessions'), '1')
+    await laptop.reload()
+    t.equal(await text(laptop, '#sessions'), '2', 'the laptop sees the phone\'s session')
+
+    await submit(laptop, '#logout-everywhere')
+    t.equal(await text(laptop, '#flash'), 'Signed out of 2 sessions')
+    t.equal(await text(laptop, '#user'), null)
+    t.same(await app.sessionStore.listByOwner('linus'), [])
+
+    await phone.reload()
+    t.equal(await text(phone, '#user'), null, 'the phone is logged out')
+    t.equal(await phone.locator('#login').count(), 1)
+    await other.reload()
+    t.equal(await text(other, '#user'), 'margaret', 'another user stays logged in')
+    for (const page of [laptop, phone, other]) await page.context().close()
+  })
+
+  t.test('log out everywhere from a page whose session was already ended, then with one session', async (t) => {
+    const page = await visitor()
+    await login(page, 'barbara')
+    t.equal(await app.sessionStore.destroyByOwner('barbara'), 1, 'ended from the server side')
+    await submit(page, '#logout-everywhere')
+    t.equal(await text(page, '#flash'), null, 'nothing to sign out of')
+    t.equal(await page.locator('#login').count(), 1)
+    await login(page, 'barbara')
+    await submit(page, '#logout-everywhere')
+    t.equal(await text(page, '#flash'), 'Signed out of 1 session')
+    await page.context().close()
+  })
+})
