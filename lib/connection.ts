@@ -20,11 +20,12 @@ export function connect (options: ConnectionOptions): Connection {
     username: options.username,
     password: options.password,
     db: options.db,
-    tls,
-    retryStrategy: retryForever
+    tls
   }
   if (options.cluster !== undefined) {
     const clusterOptions: ClusterOptions = {
+      // node connections keep ioredis' default (no retry): a node that goes away is dropped and
+      // the slot map refreshed, so its slots follow a failover; the cluster itself retries forever
       redisOptions: common,
       clusterRetryStrategy: retryForever,
       // commandTimeout only starts once a node has the command: while the whole cluster is
@@ -39,6 +40,7 @@ export function connect (options: ConnectionOptions): Connection {
     return {
       client: new Redis({
         ...common,
+        retryStrategy: retryForever,
         sentinels,
         name,
         sentinelPassword: password,
@@ -54,12 +56,12 @@ export function connect (options: ConnectionOptions): Connection {
   }
   if (options.url !== undefined) {
     // ioredis turns rediss:// into TLS itself; explicit settings refine it
-    return { client: new Redis(options.url, stripUndefined(common)), owned: true }
+    return { client: new Redis(options.url, { ...stripUndefined(common), retryStrategy: retryForever }), owned: true }
   }
   if (options.socketPath !== undefined) {
-    return { client: new Redis({ ...common, path: options.socketPath }), owned: true }
+    return { client: new Redis({ ...common, retryStrategy: retryForever, path: options.socketPath }), owned: true }
   }
-  return { client: new Redis({ ...common, host: options.host ?? '127.0.0.1', port: options.port ?? 6379 }), owned: true }
+  return { client: new Redis({ ...common, retryStrategy: retryForever, host: options.host ?? '127.0.0.1', port: options.port ?? 6379 }), owned: true }
 }
 
 /** Keeps reconnecting, a little slower each time, so the app heals by itself when Redis is back. */

@@ -17,6 +17,8 @@ export interface RedisCluster {
   stop(): Promise<void>
   /** Restarts node `i` (its data is lost, its slots and identity are kept) and waits for `cluster_state:ok`. */
   restartNode(i: number): Promise<void>
+  /** Adds a replica of master `i`, in sync when returned; `stop()` stops it too. */
+  addReplica(i: number): Promise<RedisServer>
 }
 
 const SLOTS = 16384
@@ -51,7 +53,8 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
   if (masters < 1) throw new Error('startCluster() needs at least one master')
   const started = await Promise.allSettled(Array.from({ length: masters }, async () => await launchRedis({ cluster: true, password: opts.password })))
   const servers = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
-  const stop = async (): Promise<void> => { await Promise.all(servers.map(async s => await s.stop())) }
+  const replicas: RedisServer[] = []
+  const stop = async (): Promise<void> => { await Promise.all([...servers, ...replicas].map(async s => await s.stop())) }
   try {
     const failed = started.find(r => r.status === 'rejected')
     if (failed) throw failed.reason
@@ -80,7 +83,28 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
     stop,
     async restartNode (i) {
       await servers[i].restart()
-      await waitClusterOk(servers)
+      await waitClusterOk([...servers, ...replicas])
+    },
+    async addReplica (i) {
+      const replica = await launchRedis({ cluster: true, password: opts.password })
+      replicas.push(replica)
+      const [masterId, busPort] = await Promise.all([
+        withAdmin(servers[i], async c => String(await c.call('CLUSTER', 'MYID'))),
+        withAdmin(servers[i], async c => (await c.call('CONFIG', 'GET', 'cluster-port') as string[])[1])
+      ])
+      await withAdmin(replica, async c => await c.call('CLUSTER', 'MEET', '127.0.0.1', String(servers[i].port), busPort))
+      // REPLICATE needs the master known to the new node first
+      await waitFor(async () => withAdmin(replica, async c => {
+        await c.call('CLUSTER', 'REPLICATE', masterId)
+        return true
+      }), { what: `replica ${replica.port} to accept CLUSTER REPLICATE` })
+      await waitClusterOk([...servers, ...replicas])
+      await waitFor(async () => withAdmin(replica, async c => (await c.info('replication')).includes('master_link_status:up')),
+        { what: `replica ${replica.port} in sync` })
+      // and counted by its master, so a WAIT sees it
+      await waitFor(async () => withAdmin(servers[i], async c => (await c.info('replication')).includes(`port=${replica.port},state=online`)),
+        { what: `master ${servers[i].port} to see replica ${replica.port} online` })
+      return replica
     }
   }
 }

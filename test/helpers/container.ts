@@ -53,6 +53,8 @@ export async function startContainer (opts: StartRedisOptions = {}): Promise<Red
     async restart () {
       await container.restart()
     },
+    kill: async () => cannot('kill()'),
+    revive: async () => cannot('revive()'),
     pause: () => cannot('pause()'),
     resume: () => cannot('resume()'),
     admin: (options: RedisOptions = {}) => new Redis({ host, port: hostPort, password: opts.password, ...options })

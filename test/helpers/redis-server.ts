@@ -25,6 +25,10 @@ export interface RedisServer {
   stop(): Promise<void>
   /** Stops the process and starts it again on the same port; data is gone (no persistence). */
   restart(): Promise<void>
+  /** Stops the process but keeps port and dir, for an outage of the test's own length; `revive()` ends it. */
+  kill(): Promise<void>
+  /** Starts the process `kill()` stopped, on the same port; data is gone (no persistence). */
+  revive(): Promise<void>
   /** SIGSTOP: the server stops answering but keeps its connections. */
   pause(): void
   /** SIGCONT after `pause()`. */
@@ -183,8 +187,17 @@ class LocalRedisServer implements RedisServer {
   }
 
   async restart (): Promise<void> {
-    if (this.#stopping) throw new Error('restart() after stop()')
+    await this.kill()
+    await this.revive()
+  }
+
+  async kill (): Promise<void> {
+    if (this.#stopping) throw new Error('kill() or restart() after stop()')
     await this.#proc?.stop()
+  }
+
+  async revive (): Promise<void> {
+    if (this.#stopping) throw new Error('revive() or restart() after stop()')
     await this.#launch()
   }
 
@@ -227,6 +240,8 @@ function sharedServer (url: string): RedisServer {
     dir: '',
     async stop () {},
     async restart () { unsupported('restart()') },
+    async kill () { unsupported('kill()') },
+    async revive () { unsupported('revive()') },
     pause: () => unsupported('pause()'),
     resume: () => unsupported('resume()'),
     admin: (options = {}) => new Redis(url, options)
