@@ -64,6 +64,7 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
       const cookie = await login('cyd', anonymous)
       t.equal(traffic.roundTrips, 2, 'login: load, then save + delete old + index in one round trip')
       t.ok(traffic.commands.includes('sadd'))
+      await new Promise((resolve) => setTimeout(resolve, 50)) // the index prune that follows a login
       traffic.reset()
       await request('/read', cookie)
       t.same({ trips: traffic.roundTrips, index: traffic.commands.filter((c) => c.startsWith('s')) }, { trips: 1, index: [] }, 'a read never touches the index')
@@ -85,6 +86,14 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
       await request('/become/fay', cookie)
       t.same(await store.listByOwner('eve'), [])
       t.same(await store.listByOwner('fay'), [idOf(cookie)])
+    })
+
+    t.test('expired sessions leave the index at the owner\'s next login', async (t) => {
+      const gone = await login('jo')
+      await store.destroy(idOf(gone))
+      const kept = await login('jo')
+      await new Promise((resolve) => setTimeout(resolve, 50)) // the prune runs after the save
+      t.same(await admin.smembers(ownerKey('jo')), [idOf(kept)])
     })
 
     t.test('expired sessions leave the index when it is listed', async (t) => {
@@ -118,10 +127,15 @@ t.test('a record that no longer decodes is still ended by destroyByOwner', async
 t.test('a Redis error while listing rejects with FST_RS_STORE_UNAVAILABLE', async (t) => {
   const { app, admin, request } = await buildApp(t, {}, routes)
   const cookie = sessionCookie(await request('/login/ida')) as string
+  await new Promise((resolve) => setTimeout(resolve, 50)) // the index prune that follows a login
   const key = 'sess:' + idOf(cookie)
   await admin.del(key)
   await admin.lpush(key, 'not a session') // GET on a list: WRONGTYPE
   await t.rejects(app.sessionStore.listByOwner('ida'), { code: 'FST_RS_STORE_UNAVAILABLE' })
+  const response = await request('/login/ida')
+  t.equal(response.statusCode, 200, 'a failing background prune after login does not matter to the login')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(await admin.scard(ownerKey('ida')), 2, 'the broken entry waits for a listing that works')
 })
 
 t.test('owners on Redis Cluster: sessions and the index live in different slots', async (t) => {

@@ -7,8 +7,9 @@ import type { LoadedSession, SaveRequest, SaveResult, Store } from './store.js'
 /**
  * A layout's store plus a set of session ids per owner (Spring Session's principal index), so all
  * of a user's sessions can be listed and ended. Index updates travel with the save or destroy
- * they belong to and cost no round trip of their own; ids of sessions that expired are pruned
- * whenever the owner's sessions are listed.
+ * they belong to and cost no round trip of their own. Ids of sessions that expired are pruned
+ * whenever the owner's sessions are listed, and after each login in the background. The index
+ * has no TTL: reads slide a session's expiry without writing, so no TTL could follow them.
  */
 export class OwnerIndexedStore implements Store {
   readonly client: Redis | Cluster
@@ -43,6 +44,9 @@ export class OwnerIndexedStore implements Store {
     if (request.unindex !== undefined) updates.push(this.client.srem(this.#key(request.unindex.owner), request.unindex.id))
     if (updates.length === 0) return await this.#store.save(request)
     const [result] = await Promise.all([this.#store.save(request), unavailableOnError(Promise.all(updates))])
+    // best effort, once the response has left: the next listing prunes whatever this one could not
+    const owner = request.index
+    if (owner !== undefined) setImmediate(() => { this.listByOwner(owner).catch(() => {}) })
     return result
   }
 
