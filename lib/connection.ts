@@ -37,22 +37,24 @@ export function connect (options: ConnectionOptions): Connection {
   if (options.sentinel !== undefined) {
     const { sentinels, name, password, username, tls: ownTls } = options.sentinel
     const sentinelTls = tlsOptions(ownTls ?? options.tls, options.tlsSkipVerify)
-    return {
-      client: new Redis({
-        ...common,
-        retryStrategy: retryForever,
-        sentinels,
-        name,
-        sentinelPassword: password,
-        sentinelUsername: username,
-        sentinelTLS: sentinelTls,
-        // without it ioredis reaches the master in plain TCP whatever `tls` says
-        enableTLSForSentinelMode: tls !== undefined,
-        sentinelRetryStrategy: retryForever,
-        sentinelCommandTimeout: options.connectTimeout
-      }),
-      owned: true
-    }
+    const client = new Redis({
+      ...common,
+      retryStrategy: retryForever,
+      sentinels,
+      name,
+      sentinelPassword: password,
+      sentinelUsername: username,
+      sentinelTLS: sentinelTls,
+      // without it ioredis reaches the master in plain TCP whatever `tls` says
+      enableTLSForSentinelMode: tls !== undefined,
+      sentinelRetryStrategy: retryForever,
+      sentinelCommandTimeout: options.connectTimeout,
+      // reconnect on the sentinels' +switch-master, not only once the old master drops us
+      failoverDetector: true
+    })
+    // quit() leaves the failover detector's sentinel connections open: disconnect() closes them
+    client.once('end', () => client.disconnect())
+    return { client, owned: true }
   }
   if (options.url !== undefined) {
     // ioredis turns rediss:// into TLS itself; explicit settings refine it
