@@ -182,12 +182,13 @@ export function neededCommands (needs: AccessNeeds): string[] {
   ]
 }
 
-// redis.acl_check_cmd (Redis 7) asks the ACL without running anything
+// redis.acl_check_cmd (Redis 7) asks the ACL without running anything; ARGV: the key, the commands.
+// The key is no KEYS entry: EVAL itself would be refused a key outside the user's patterns.
 const ACCESS_SCRIPT = `
 local denied = {}
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   local command = {}
-  for word in string.gmatch(ARGV[i], '%S+') do command[#command + 1] = word == 'K' and KEYS[1] or word end
+  for word in string.gmatch(ARGV[i], '%S+') do command[#command + 1] = word == 'K' and ARGV[1] or word end
   if not redis.acl_check_cmd(unpack(command)) then denied[#denied + 1] = command[1] end
 end
 return denied`
@@ -204,7 +205,7 @@ export async function checkAccess (client: Redis | Cluster, needs: AccessNeeds):
   const key = needs.prefix + 'access-check'
   let denied: string[]
   try {
-    denied = await client.eval(ACCESS_SCRIPT, 1, key, ...commands) as string[]
+    denied = await client.eval(ACCESS_SCRIPT, 0, key, ...commands) as string[]
   } catch (err) {
     // a user without EVAL needs none when the layout runs no script; other errors say nothing of the ACL
     if (!(err as Error).message.startsWith('NOPERM') || !commands.includes(SCRIPTS[0])) return

@@ -5,7 +5,7 @@ import redisSession, { type RedisSessionOptions } from '../lib/index.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
 import { freePort, startCluster, waitFor, type RedisServer } from './helpers/index.js'
 import { SECRET, idOf } from './helpers/app.js'
-import { checkOutcomes, hammer, login, userRoutes } from './helpers/deployment.js'
+import { aclLine, checkOutcomes, CLUSTER_ACL_COMMANDS, hammer, login, userRoutes } from './helpers/deployment.js'
 
 const PASSWORD = 'cluster-secret'
 const cluster = await startCluster({ password: PASSWORD })
@@ -88,6 +88,18 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     t.ok(keyed.every((command) => command.keys.every((key) => key.startsWith(prefix))), 'every key has the prefix')
   })
 }
+
+t.test('an ACL user with the recommended line, plus what the Cluster client needs', async (t) => {
+  const setUser = aclLine('sessions', 'sess:', ' ' + CLUSTER_ACL_COMMANDS).split(' ').slice(1)
+  await Promise.all(admins.map(async (admin) => {
+    await admin.call('ACL', 'SETUSER', ...setUser)
+    await admin.call('ACL', 'LOG', 'RESET')
+  }))
+  const app = await clusterApp(t, { username: 'sessions', password: 'sessions-secret' })
+  const cookie = await login(app, 'ada')
+  t.same((await app.inject({ url: '/visit', headers: { cookie } })).json(), { user: 'ada', visits: 1 })
+  t.same(await Promise.all(admins.map(async (admin) => await admin.call('ACL', 'LOG'))), [[], [], []], 'no node denied anything')
+})
 
 t.test('a wrong or missing password fails register with FST_RS_CONNECTION_REJECTED', async (t) => {
   for (const password of ['wrong', undefined]) {

@@ -3,6 +3,20 @@ import type { Test } from 'tap'
 import { sessionCookie } from './app.js'
 
 /**
+ * The README's recommended ACL commands: what every layout, the owner index, `replicas` and
+ * ioredis' handshake (INFO) need.
+ */
+export const ACL_COMMANDS = '+get +set +del +exists +expire +persist +hget +hgetall +hset +hdel +hexists ' +
+  '+zadd +zrem +zscore +zrangebyscore +sadd +srem +smembers +time +eval +evalsha +wait +ping +info'
+/** What ioredis' Cluster client adds: the slot map, the ready check, its named slot-map connection. */
+export const CLUSTER_ACL_COMMANDS = '+cluster|slots +cluster|info +client|setname'
+
+/** The README's recommended ACL line for `user`, on keys under `prefix`. */
+export function aclLine (user: string, prefix: string, extra = ''): string {
+  return `user ${user} on >${user}-secret resetkeys ~${prefix}* resetchannels -@all ${ACL_COMMANDS}${extra}`
+}
+
+/**
  * Routes for deployment tests: each user logs in once, then every request says whose session it
  * got, so a response carrying another user's data cannot go unnoticed.
  */
