@@ -56,15 +56,22 @@ export function connect (options: ConnectionOptions): Connection {
     client.once('end', () => client.disconnect())
     return { client, owned: true }
   }
-  if (options.url !== undefined) {
+  const client = options.url !== undefined
     // ioredis turns rediss:// into TLS itself; explicit settings refine it
-    return { client: new Redis(options.url, { ...stripUndefined(common), retryStrategy: retryForever }), owned: true }
-  }
-  if (options.socketPath !== undefined) {
-    return { client: new Redis({ ...common, retryStrategy: retryForever, path: options.socketPath }), owned: true }
-  }
-  return { client: new Redis({ ...common, retryStrategy: retryForever, host: options.host ?? '127.0.0.1', port: options.port ?? 6379 }), owned: true }
+    ? new Redis(options.url, { ...stripUndefined(common), retryStrategy: retryForever })
+    : options.socketPath !== undefined
+      ? new Redis({ ...common, retryStrategy: retryForever, path: options.socketPath })
+      : new Redis({ ...common, retryStrategy: retryForever, host: options.host ?? '127.0.0.1', port: options.port ?? 6379 })
+  const { host, port, path, tls: withTls } = client.options
+  if (withTls !== undefined) PROBES.set(client, { host, port, path, ...withTls })
+  return { client, owned: true }
 }
+
+/**
+ * Where to ask again why a TLS connection failed: a server that demands a client certificate may
+ * drop us before its alert is read, so ioredis sees ECONNRESET, which looks like an outage.
+ */
+const PROBES = new WeakMap<Redis | Cluster, TlsConnectionOptions>()
 
 /** Keeps reconnecting, a little slower each time, so the app heals by itself when Redis is back. */
 function retryForever (attempt: number): number {
@@ -121,16 +128,20 @@ function rejection (error: Error & { code?: string, lastNodeError?: Error }): Er
 }
 
 async function whyRefused (client: Redis | Cluster, error: Error): Promise<Error | undefined> {
-  const failed = SENTINELS_FAILED.exec(error.message)
-  if (failed === null) return rejection(error)
-  if (REFUSAL.test(failed[1])) return error
   const { sentinelTLS, sentinels, connectTimeout } = (client as Redis).options as SentinelConnectionOptions & { sentinels: SentinelAddress[], connectTimeout: number }
-  return sentinelTLS === undefined ? undefined : await handshakeRefusal({ ...sentinels[0], ...sentinelTLS }, connectTimeout)
+  const failed = SENTINELS_FAILED.exec(error.message)
+  if (failed !== null) {
+    if (REFUSAL.test(failed[1])) return error
+    return sentinelTLS === undefined ? undefined : await handshakeRefusal({ ...sentinels[0], ...sentinelTLS }, connectTimeout)
+  }
+  const refused = rejection(error)
+  const probe = PROBES.get(client)
+  return refused !== undefined || probe === undefined ? refused : await handshakeRefusal(probe, connectTimeout)
 }
 
 /**
- * Opens a TLS connection and says PING, to find out whether the handshake is refused and why.
- * An answer, or none within `timeout`, is no refusal.
+ * Completes a TLS handshake and listens, without a word, for the server's verdict: an error is
+ * the refusal; a close, or silence for `timeout` ms, is none.
  */
 async function handshakeRefusal (options: TlsConnectionOptions, timeout: number): Promise<Error | undefined> {
   return await new Promise((resolve) => {
@@ -141,9 +152,8 @@ async function handshakeRefusal (options: TlsConnectionOptions, timeout: number)
     }
     const pass = (): void => settle()
     socket.once('error', settle)
-    socket.once('data', pass)
+    socket.once('close', pass)
     socket.setTimeout(timeout, pass)
-    socket.write('PING\r\n')
   })
 }
 
