@@ -1,0 +1,143 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+
+const TRACE_END = 'bench:trace-end'
+
+async function freePort () {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+async function answers (port) {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+    return true
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+async function launch (dir) {
+  const port = await freePort()
+  const log = join(dir, 'redis.log')
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--logfile', log], { stdio: 'ignore' })
+  const kill = () => child.kill('SIGKILL')
+  process.on('exit', kill)
+  for (let waited = 0; waited < 5000; waited += 50) {
+    if (child.exitCode !== null) break
+    if (await answers(port)) return { port, child, kill }
+    await sleep(50)
+  }
+  child.kill('SIGKILL')
+  process.off('exit', kill)
+  let tail = ''
+  try { tail = readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n') } catch {}
+  // another process may have taken the port between freePort() and the bind: the caller retries
+  throw new Error(`redis-server did not start on port ${port}:\n${tail}`)
+}
+
+/**
+ * A private redis-server (loopback, free port, own temp dir, no persistence), so command counts
+ * see the benchmark's traffic only. Stopped by PID, never by name.
+ */
+export async function startRedis () {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-redis-sessions-bench-'))
+  let server
+  for (let attempt = 1; server === undefined; attempt++) {
+    try {
+      server = await launch(dir)
+    } catch (err) {
+      if (attempt === 3) throw err
+    }
+  }
+  const admin = new Redis({ port: server.port, host: '127.0.0.1' })
+
+  return {
+    url: `redis://127.0.0.1:${server.port}`,
+
+    async version () {
+      return /redis_version:(\S+)/.exec(await admin.info('server'))[1]
+    },
+
+    /** Call counts per command name from `INFO commandstats` (commands inside scripts included). */
+    async commandCounts () {
+      const counts = new Map()
+      for (const [, name, calls] of (await admin.info('commandstats')).matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)) {
+        counts.set(name, Number(calls))
+      }
+      return counts
+    },
+
+    /** CPU µs (user + system) the Redis process has used: its share of each request, network I/O included. */
+    async cpuMicros () {
+      const info = await admin.info('cpu')
+      const seconds = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)[1])
+      return Math.round((seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6)
+    },
+
+    /** Drops every key between runs, so each run starts from the same empty server. */
+    async flush () {
+      await admin.flushall()
+    },
+
+    /**
+     * Runs `fn` with MONITOR attached and resolves to the number of commands clients sent: the
+     * commands Lua scripts ran are left out.
+     */
+    async topLevelCommands (fn) {
+      const monitor = await admin.monitor()
+      let sent = 0
+      let ended
+      const end = new Promise((resolve) => { ended = resolve })
+      monitor.on('monitor', (time, args, source) => {
+        if (args[0] === 'echo' && args[1] === TRACE_END) ended()
+        else if (source !== 'lua') sent++
+      })
+      try {
+        await fn()
+        // MONITOR lines arrive asynchronously: the marker comes after every command of the run
+        await admin.echo(TRACE_END)
+        await end
+      } finally {
+        monitor.disconnect()
+      }
+      return sent
+    },
+
+    async stop () {
+      admin.disconnect()
+      const exited = once(server.child, 'exit')
+      server.child.kill('SIGTERM')
+      await exited
+      process.off('exit', server.kill)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Per-command increases between two `commandCounts()` snapshots, without the harness's own commands. */
+export function countsBetween (before, after) {
+  const delta = new Map()
+  for (const [name, calls] of after) {
+    const increase = calls - (before.get(name) ?? 0)
+    if (increase > 0 && !HARNESS_COMMANDS.has(name)) delta.set(name, increase)
+  }
+  return delta
+}
+
+const HARNESS_COMMANDS = new Set(['info', 'flushall', 'monitor', 'echo'])

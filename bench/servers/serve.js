@@ -1,0 +1,48 @@
+// What every variant server shares: settings from the parent, the routes and the IPC protocol.
+
+/** `{ redisUrl, layout? }`, passed by bench/server.js as the first argument. */
+export const settings = JSON.parse(process.argv[2] ?? '{}')
+
+/** Stored by every write beside the counter: a nested value, as a login leaves in most sessions. */
+export const USER = { id: 'user-1', roles: ['reader'] }
+
+/** The routes of bench/variants.js, written against the get/set API all three session plugins share. */
+export function sessionRoutes (app) {
+  app.get('/untouched', async () => ({ ok: true }))
+  app.get('/read', async (request) => ({ views: request.session.get('views') ?? 0 }))
+  app.get('/write', async (request) => {
+    const views = (request.session.get('views') ?? 0) + 1
+    request.session.set('views', views)
+    request.session.set('user', USER)
+    return { views }
+  })
+}
+
+/**
+ * Listens on a free loopback port, tells the parent which, and answers its messages:
+ * `cpu-start`/`cpu-stop` (CPU µs spent in between), `heap` (heap in use), `exit` (close
+ * cleanly, so --cpu-prof can write its profile). bench/server.js starts every server with
+ * --expose-gc: a full GC before each run keeps one run's garbage from being charged to the next.
+ */
+export async function serve (app) {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  let cpuAtStart = process.cpuUsage()
+  process.on('message', async ({ type }) => {
+    if (type === 'cpu-start') {
+      globalThis.gc()
+      cpuAtStart = process.cpuUsage()
+      process.send({ type })
+    } else if (type === 'cpu-stop') {
+      const { user, system } = process.cpuUsage(cpuAtStart)
+      process.send({ type, micros: user + system })
+    } else if (type === 'heap') {
+      globalThis.gc()
+      const { heapUsed, rss } = process.memoryUsage()
+      process.send({ type, heapUsed, rss })
+    } else if (type === 'exit') {
+      await app.close()
+      process.exit(0)
+    }
+  })
+  process.send({ type: 'ready', port: app.server.address().port })
+}

@@ -1,0 +1,44 @@
+import { resolveOptions } from '../dist/options.js'
+
+/** What each route measures; `cookie: true` sends a valid cookie of a stored session. */
+export const ROUTES = [
+  { name: 'no-cookie', path: '/untouched', cookie: false, about: 'no cookie, session untouched' },
+  { name: 'read', path: '/read', cookie: true, about: 'valid cookie, session (a counter and a nested user object) read, not changed' },
+  { name: 'write', path: '/write', cookie: true, about: 'valid cookie, the counter incremented and the user set' },
+  { name: 'new', path: '/write', cookie: false, about: 'no cookie, counter and user set: a new session stored' }
+]
+
+const LAYOUT_CANDIDATES = ['string', 'hash', 'bucketed']
+
+/** The layouts the built plugin's options schema accepts today. */
+export function supportedLayouts () {
+  return LAYOUT_CANDIDATES.filter((layout) => {
+    try {
+      resolveOptions({ secret: 'x'.repeat(32), layout })
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
+export const BARE = 'bare'
+export const FLOOR = 'floor'
+export const ANCHORS = ['@fastify/session', '@mgcrea/fastify-session']
+
+export const FLOOR_VARIANT = { name: FLOOR, server: 'floor', sessions: true }
+
+/** Every variant, each served by `bench/servers/<server>.js` with `settings`. */
+export function allVariants () {
+  return [
+    { name: BARE, server: 'bare', sessions: false },
+    FLOOR_VARIANT,
+    ...supportedLayouts().map(oursIn),
+    { name: ANCHORS[0], server: 'fastify-session', sessions: true },
+    { name: ANCHORS[1], server: 'mgcrea', sessions: true }
+  ]
+}
+
+export function oursIn (layout) {
+  return { name: `ours (${layout})`, server: 'ours', sessions: true, ours: true, settings: { layout } }
+}
