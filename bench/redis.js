@@ -31,20 +31,19 @@ async function answers (port) {
   }
 }
 
-async function launch (dir) {
+/** Starts redis-server on a free port; `track` learns the child at once, so an exit can kill it. */
+async function launch (dir, track) {
   const port = await freePort()
   const log = join(dir, 'redis.log')
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--logfile', log], { stdio: 'ignore' })
-  const kill = () => child.kill('SIGKILL')
-  process.on('exit', kill)
+  track(child)
   for (let waited = 0; waited < 5000; waited += 50) {
     if (child.exitCode !== null) break
-    if (await answers(port)) return { port, child, kill }
+    if (await answers(port)) return port
     await sleep(50)
   }
   child.kill('SIGKILL')
-  process.off('exit', kill)
   let tail = ''
   try { tail = readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n') } catch {}
   // another process may have taken the port between freePort() and the bind: the caller retries
@@ -57,18 +56,25 @@ async function launch (dir) {
  */
 export async function startRedis () {
   const dir = mkdtempSync(join(tmpdir(), 'fastify-redis-sessions-bench-'))
-  let server
-  for (let attempt = 1; server === undefined; attempt++) {
+  let child
+  // an error or Ctrl-C skips stop(): the server (by PID) and its dir go anyway
+  const cleanUp = () => {
+    child?.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+  process.on('exit', cleanUp)
+  let port
+  for (let attempt = 1; port === undefined; attempt++) {
     try {
-      server = await launch(dir)
+      port = await launch(dir, (spawned) => { child = spawned })
     } catch (err) {
       if (attempt === 3) throw err
     }
   }
-  const admin = new Redis({ port: server.port, host: '127.0.0.1' })
+  const admin = new Redis({ port, host: '127.0.0.1' })
 
   return {
-    url: `redis://127.0.0.1:${server.port}`,
+    url: `redis://127.0.0.1:${port}`,
 
     async version () {
       return /redis_version:(\S+)/.exec(await admin.info('server'))[1]
@@ -121,10 +127,10 @@ export async function startRedis () {
 
     async stop () {
       admin.disconnect()
-      const exited = once(server.child, 'exit')
-      server.child.kill('SIGTERM')
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
       await exited
-      process.off('exit', server.kill)
+      process.off('exit', cleanUp)
       rmSync(dir, { recursive: true, force: true })
     }
   }
