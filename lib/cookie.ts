@@ -19,20 +19,39 @@ export interface VerifiedCookie {
 }
 
 const SIGNATURE_LENGTH = 43
+/** verified cookie values kept, so a returning client costs no HMAC (each one allocates and feeds GC) */
+const REMEMBERED = 10_000
 
 /** Signs ids with the first secret and verifies with all of them, in constant time. */
 export class CookieSigner {
   readonly #secrets: string[]
+  readonly #verified = new Map<string, VerifiedCookie>()
 
   constructor (secrets: string[]) {
     this.#secrets = secrets
   }
 
   sign (id: string): string {
-    return id + '.' + hmac(this.#secrets[0], id)
+    const value = id + '.' + hmac(this.#secrets[0], id)
+    this.#remember(value, { id, stale: false })
+    return value
   }
 
   verify (value: string): VerifiedCookie | null {
+    const known = this.#verified.get(value)
+    if (known !== undefined) return known
+    const verified = this.#check(value)
+    if (verified !== null) this.#remember(value, verified)
+    return verified
+  }
+
+  #remember (value: string, verified: VerifiedCookie): void {
+    // oldest first out: a Map iterates in insertion order
+    if (this.#verified.size >= REMEMBERED) this.#verified.delete(this.#verified.keys().next().value as string)
+    this.#verified.set(value, verified)
+  }
+
+  #check (value: string): VerifiedCookie | null {
     const dot = value.length - SIGNATURE_LENGTH - 1
     if (dot < 0 || value.charCodeAt(dot) !== 46 /* . */) return null
     const id = value.slice(0, dot)

@@ -60,13 +60,17 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     (request as unknown as Decorated)[decorator] = session
   }
 
+  let optOuts = false
+  fastify.addHook('onRoute', (route) => { if (route.config?.session === false) optOuts = true })
+
   fastify.addHook('onRequest', function loadSession (request, reply, done) {
     // @fastify/flash, when registered, brings its own flash with the same storage
     if (request.flash === undefined) {
       request.flash = requestFlash
       reply.flash = replyFlash
     }
-    if (request.routeOptions.config.session === false) return done()
+    // request.routeOptions builds an object per access: look only when some route opted out
+    if (optOuts && request.routeOptions.config.session === false) return done()
     const header = request.headers.cookie
     const value = header === undefined ? undefined : readCookie(header, cookieName)
     const verified = value === undefined ? null : signer.verify(value)

@@ -225,3 +225,16 @@ t.test('a bad cookie costs no Redis command and is never echoed back', async (t)
   await fc.assert(fc.asyncProperty(fc.oneof(mutated, random), async (bad) => await check(bad) === undefined), { numRuns: 150 })
   t.pass('random and mutated values')
 })
+
+t.test('verified cookies are remembered, at most 10 000 of them, oldest out first', async (t) => {
+  const signer = new CookieSigner([SECRET])
+  const values = Array.from({ length: 10_001 }, (_, i) => signer.sign(String(i).padStart(43, 'A')))
+  for (const value of [values[0], values[1], values[10_000]]) {
+    t.same(signer.verify(value), { id: value.slice(0, 43), stale: false }, 'remembered or checked again, the answer is the same')
+  }
+  const tampered = values[5].slice(0, -1) + (values[5].endsWith('A') ? 'B' : 'A')
+  t.equal(signer.verify(tampered), null, 'only exact values are remembered')
+  const other = new CookieSigner([SECRET.replace('a', 'b'), SECRET])
+  t.same(other.verify(values[2]), { id: values[2].slice(0, 43), stale: true })
+  t.same(other.verify(values[2]), { id: values[2].slice(0, 43), stale: true }, 'a remembered old-secret cookie is still re-signed')
+})
