@@ -101,9 +101,17 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
       await waitClusterOk([...servers, ...replicas])
       await waitFor(async () => withAdmin(replica, async c => (await c.info('replication')).includes('master_link_status:up')),
         { what: `replica ${replica.port} in sync` })
-      // and counted by its master, so a WAIT sees it
-      await waitFor(async () => withAdmin(servers[i], async c => (await c.info('replication')).includes(`port=${replica.port},state=online`)),
-        { what: `master ${servers[i].port} to see replica ${replica.port} online` })
+      // and acknowledging: a replica just synced answers WAIT only from its next report on, up
+      // to a second later. The probe is a key of a slot the master serves.
+      await withAdmin(servers[i], async c => {
+        let probe = 0
+        // a key of another master's slot is answered with MOVED
+        while (await c.exists(`probe${probe}`).then(() => false, () => true)) probe++
+        await waitFor(async () => {
+          await c.set(`probe${probe}`, '1')
+          return await c.wait(1, 100) === 1
+        }, { what: `replica ${replica.port} to acknowledge writes` })
+      })
       return replica
     }
   }
