@@ -20,7 +20,10 @@ export function connect (options: ConnectionOptions): Connection {
     username: options.username,
     password: options.password,
     db: options.db,
-    tls
+    tls,
+    // disconnect() keeps a timer this long even for a socket that is long closed (Redis down):
+    // the process would outlive app.close() by 2 s, ioredis' default
+    disconnectTimeout: 500
   }
   if (options.cluster !== undefined) {
     const clusterOptions: ClusterOptions = {

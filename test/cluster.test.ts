@@ -5,13 +5,14 @@ import redisSession, { type RedisSessionOptions } from '../lib/index.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
 import { freePort, startCluster, waitFor, type RedisServer } from './helpers/index.js'
 import { SECRET, idOf } from './helpers/app.js'
-import { aclLine, checkOutcomes, CLUSTER_ACL_COMMANDS, hammer, login, userRoutes } from './helpers/deployment.js'
+import { aclLine, checkOutcomes, CLUSTER_ACL_COMMANDS, hammer, handlesLeftBy, login, userRoutes } from './helpers/deployment.js'
 
 const PASSWORD = 'cluster-secret'
 const cluster = await startCluster({ password: PASSWORD })
 t.teardown(async () => await cluster.stop())
 const admins = cluster.servers.map((server) => server.admin())
 t.teardown(() => admins.forEach((admin) => admin.disconnect()))
+await Promise.all(admins.map(async (admin) => await admin.ping()))
 
 async function clusterApp (t: Test, options: Partial<RedisSessionOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify()
@@ -140,6 +141,16 @@ t.test('a master restart: requests get their session, a fresh one or a 503, then
     // the restarted master had no persistence: its sessions are gone, the others' are kept
     t.same(new Set(seen), new Set([holder === restarted ? null : user]), `${user} on master ${holder}`)
   }
+})
+
+t.test('app.close() leaves no socket or timer behind', async (t) => {
+  t.same(await handlesLeftBy(async () => {
+    const app = Fastify()
+    await app.register(redisSession, { secret: SECRET, cluster: { nodes: cluster.nodes }, password: PASSWORD })
+    userRoutes(app)
+    for (let i = 0; i < 6; i++) await login(app, `user${i}`)
+    await app.close()
+  }), {})
 })
 
 let replica: RedisServer | undefined

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
 import { freePort, makeTlsFiles, startSentinelGroup, waitFor } from './helpers/index.js'
 import { SECRET, idOf } from './helpers/app.js'
-import { checkOutcomes, hammer, login, userRoutes } from './helpers/deployment.js'
+import { checkOutcomes, hammer, handlesLeftBy, login, userRoutes } from './helpers/deployment.js'
 
 const PASSWORD = 'node-secret'
 const SENTINEL_PASSWORD = 'sentinel-secret'
@@ -122,4 +122,20 @@ t.test('sentinels and nodes over TLS', async (t) => {
       t.equal((await app.inject('/login/ada')).statusCode, 503)
     }
   })
+})
+
+t.test('app.close() leaves no socket or timer behind, the failover detector\'s included', async (t) => {
+  const shapes: Array<Partial<RedisSessionOptions>> = [
+    sentinelOptions,
+    { sentinel: { sentinels: tlsGroup.sentinels, name: tlsGroup.name }, tls: { ca: tls.pem.ca } }
+  ]
+  for (const options of shapes) {
+    t.same(await handlesLeftBy(async () => {
+      const app = Fastify()
+      await app.register(redisSession, { secret: SECRET, ...options })
+      userRoutes(app)
+      await login(app, 'ada')
+      await app.close()
+    }), {})
+  }
 })

@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
+import type { RedisSessionOptions } from '../../lib/index.js'
 import { sessionCookie } from './app.js'
 
 /**
@@ -87,4 +90,54 @@ export function checkOutcomes (t: Test, outcomes: Outcome[], limitMs: number): n
   t.same(odd, [], 'every request got its session or a 503')
   t.ok(slowest < limitMs, `the slowest of ${outcomes.length} requests took ${Math.round(slowest)} ms (limit ${limitMs})`)
   return outcomes.filter((o) => o.status === 503).length
+}
+
+/**
+ * Runs close-app.ts in a process of its own (with this process' loaders) for each options object
+ * in `shapes`, and resolves to the status of each one's request once the process has exited by
+ * itself; rejects if it is still alive `timeout` ms after the last `app.close()` returned:
+ * something the plugin opened outlived it.
+ */
+export async function expectCleanExit (shapes: Array<Partial<RedisSessionOptions>>, timeout = 2000): Promise<number[]> {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('close-app.ts', import.meta.url))], {
+    env: { ...process.env, FRS_SHAPES: JSON.stringify(shapes) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let output = ''
+  return await new Promise((resolve, reject) => {
+    const fail = (why: string): void => {
+      child.kill('SIGKILL')
+      reject(new Error(`${why} (output: ${output})`))
+    }
+    // start-up includes compiling TypeScript: generous, only against a hang before the end
+    let timer = setTimeout(() => fail('no end within 60 s'), 60_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += String(chunk)
+      clearTimeout(timer)
+      timer = setTimeout(() => fail(`still running ${timeout} ms after the last app.close()`), timeout)
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(JSON.parse(output) as number[])
+      else reject(new Error(`exited with ${String(code)} (output: ${output})`))
+    })
+  })
+}
+
+/**
+ * Counts of the handles `fn` left behind in this process (sockets, timers…), by kind, after
+ * `settle` ms for sockets that are closing: an in-process check of what `app.close()` leaves open.
+ */
+export async function handlesLeftBy (fn: () => Promise<void>, settle = 700): Promise<Record<string, number>> {
+  const count = (): Map<string, number> => {
+    const counts = new Map<string, number>()
+    for (const kind of process.getActiveResourcesInfo()) counts.set(kind, (counts.get(kind) ?? 0) + 1)
+    return counts
+  }
+  const before = count()
+  await fn()
+  await new Promise((resolve) => setTimeout(resolve, settle))
+  const left: Record<string, number> = {}
+  for (const [kind, n] of count()) if (n > (before.get(kind) ?? 0)) left[kind] = n - (before.get(kind) ?? 0)
+  return left
 }
