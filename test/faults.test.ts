@@ -32,7 +32,7 @@ t.test('Redis stopped: 503s within commandTimeout, the app stays up; started aga
   const cookies = await loggedIn(app)
   await redis.kill()
 
-  const down = await hammer(app, cookies, '/visit', async () => await sleep(1500))
+  const down = await hammer(app, cookies, '/visit', async () => await sleep(1000))
   checkOutcomes(t, down, limit)
   t.same(down.filter((o) => o.status !== 503), [], `all ${down.length} requests got a 503`)
   t.equal((await app.inject('/health')).statusCode, 200, 'routes without sessions keep working')
@@ -56,13 +56,13 @@ t.test('Redis paused (SIGSTOP): 503s within commandTimeout; resumed: every sessi
   redis.pause()
   t.teardown(() => redis.resume())
 
-  const paused = await hammer(app, cookies, '/visit', async () => await sleep(1000))
+  const paused = await hammer(app, cookies, '/visit', async () => await sleep(800))
   checkOutcomes(t, paused, limit)
   t.same(paused.filter((o) => o.status !== 503), [], `all ${paused.length} requests got a 503`)
 
   // the replies to the timed-out commands arrive now and must not be taken for newer ones
   redis.resume()
-  const resumed = await hammer(app, cookies, '/whoami', async () => await sleep(500))
+  const resumed = await hammer(app, cookies, '/whoami', async () => await sleep(300))
   checkOutcomes(t, resumed, limit)
   const settled = resumed.filter((o) => o.status === 200)
   t.ok(settled.length > 0, `${settled.length} of ${resumed.length} requests succeeded`)
@@ -76,8 +76,8 @@ t.test('CLIENT PAUSE: 503s within commandTimeout, then every session back', asyn
   t.teardown(() => admin.disconnect())
   const app = await faultyApp(t, redis)
   const cookies = await loggedIn(app)
-  const until = Date.now() + 1500
-  await admin.call('CLIENT', 'PAUSE', '1500', 'ALL')
+  const until = Date.now() + 1000
+  await admin.call('CLIENT', 'PAUSE', '1000', 'ALL')
 
   const paused = await hammer(app, cookies, '/visit', async () => await sleep(until - Date.now() - 300))
   checkOutcomes(t, paused, limit)

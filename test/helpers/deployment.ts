@@ -99,7 +99,9 @@ export function checkOutcomes (t: Test, outcomes: Outcome[], limitMs: number): n
  * something the plugin opened outlived it.
  */
 export async function expectCleanExit (shapes: Array<Partial<RedisSessionOptions>>, timeout = 2000): Promise<number[]> {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('close-app.ts', import.meta.url))], {
+  // the TypeScript loader only: tap's coverage and mock hooks would slow the child down
+  const loaders = process.execArgv.filter((arg) => !/@tapjs\/(processinfo|mock)/.test(arg))
+  const child = spawn(process.execPath, [...loaders, fileURLToPath(new URL('close-app.ts', import.meta.url))], {
     env: { ...process.env, FRS_SHAPES: JSON.stringify(shapes) },
     stdio: ['ignore', 'pipe', 'inherit']
   })
