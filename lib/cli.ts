@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { Cluster, Redis } from 'ioredis'
 import type { RedisNode } from './options.js'
-import { connect } from './connection.js'
+import { connect, firstConnection } from './connection.js'
 import { bucketStats, sweepBuckets } from './stores/buckets.js'
 
 export const USAGE = `Usage: fastify-redis-sessions <sweep | stats> (--url redis://… | --cluster host:port[,host:port…]) [--prefix sess:] [--buckets 65536]
@@ -43,7 +43,8 @@ export async function main (argv: string[], out: Output, err: Output): Promise<n
   const { client } = connect({ url: command.url, cluster: command.nodes && { nodes: command.nodes }, connectTimeout: 5000, commandTimeout: 10_000 })
   // the command that fails reports the reason; the connection's own error events would only repeat it
   client.on('error', () => {})
-  const exitCode = await perform(command, client).then((report) => {
+  // a Cluster refuses commands until it knows its slots: wait for it, or for the reason it cannot connect
+  const exitCode = await firstConnection(client).then(async () => await perform(command, client)).then((report) => {
     out.write(report)
     return 0
   }, (error: Error) => {

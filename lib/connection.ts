@@ -98,7 +98,6 @@ function stripUndefined (options: RedisOptions): RedisOptions {
  * the ACL or the TLS handshake, which no retry will fix.
  */
 export async function firstConnection (client: Redis | Cluster): Promise<void> {
-  if (client.status === 'ready') return
   await new Promise<void>((resolve, reject) => {
     const settle = (error?: Error): void => {
       client.off('ready', onReady)

@@ -160,7 +160,7 @@ t.test('CLI: fastify-redis-sessions sweep | stats', async (t) => {
   t.teardown(async () => await locked.stop())
   const refused = await run(['sweep', '--url', `redis://127.0.0.1:${locked.port}`, '--buckets', '1'])
   t.equal(refused.code, 1)
-  t.match(refused.err, /^sweep failed: NOAUTH/)
+  t.match(refused.err, /^sweep failed: Redis rejected the connection: NOAUTH/)
 })
 
 t.test('on Redis Cluster: buckets and their indexes share a slot, sweeps and the CLI reach every node', async (t) => {
