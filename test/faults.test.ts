@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
+import { connect } from '../lib/connection.js'
 import { freePort, makeTlsFiles, startRedis, waitFor, type RedisServer } from './helpers/index.js'
 import { SECRET } from './helpers/app.js'
 import { checkOutcomes, expectCleanExit, hammer, login, userRoutes } from './helpers/deployment.js'
@@ -104,4 +105,12 @@ t.test('app.close() leaves nothing open: the process exits by itself', async (t)
     { ...unreachable, tls: { ca: tls.pem.ca } }
   ]
   t.same(await expectCleanExit(shapes), [200, 200, 503, 503], 'url, TLS, Redis unreachable, unreachable over TLS')
+})
+
+t.test('without any connection option the client goes to 127.0.0.1:6379', async (t) => {
+  const { client, owned } = connect({ connectTimeout: 100, commandTimeout: 100 })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  t.ok(owned)
+  t.match(client.options, { host: '127.0.0.1', port: 6379 })
 })
