@@ -99,10 +99,12 @@ export function checkOutcomes (t: Test, outcomes: Outcome[], limitMs: number): n
  * something the plugin opened outlived it.
  */
 export async function expectCleanExit (shapes: Array<Partial<RedisSessionOptions>>, timeout = 2000): Promise<number[]> {
-  // the TypeScript loader only: tap's coverage and mock hooks would slow the child down
+  // the TypeScript loader only: tap's coverage and mock hooks would slow the child down, and its
+  // coverage, of code compiled apart, would not line up with this process'
   const loaders = process.execArgv.filter((arg) => !/@tapjs\/(processinfo|mock)/.test(arg))
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|_TAPJS_PROCESSINFO_)/.test(name)))
   const child = spawn(process.execPath, [...loaders, fileURLToPath(new URL('close-app.ts', import.meta.url))], {
-    env: { ...process.env, FRS_SHAPES: JSON.stringify(shapes) },
+    env: { ...env, FRS_SHAPES: JSON.stringify(shapes) },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   let output = ''
