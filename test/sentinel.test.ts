@@ -139,3 +139,21 @@ t.test('app.close() leaves no socket or timer behind, the failover detector\'s i
     }), {})
   }
 })
+
+// Last: it leaves the group's old master to the sentinels, which demote it only seconds later.
+t.test('the client moves on the sentinels\' +switch-master, before the old master is even demoted', async (t) => {
+  const app = await sentinelApp(t, sentinelOptions)
+  const client = app.sessionStore.client as Redis
+  const [oldMaster, newMaster, sentinel] = [group.master.admin(), group.replica.admin(), group.sentinelServers[0].admin()]
+  t.teardown(() => [oldMaster, newMaster, sentinel].forEach((admin) => admin.disconnect()))
+  t.equal(await runId(client), await runId(oldMaster))
+  await waitFor(async () => await sentinel.call('SENTINEL', 'FAILOVER', group.name).then(() => true, (err: Error) => {
+    if (/NOGOODSLAVE|INPROG/.test(err.message)) return false
+    throw err
+  }), { what: 'SENTINEL FAILOVER to be accepted', timeout: 20_000, interval: 250 })
+  const newId = await runId(newMaster)
+  await waitFor(async () => await runId(client) === newId, { what: 'the client on the new master' })
+  t.equal(String((await oldMaster.call('ROLE') as unknown[])[0]), 'master', 'the old master still takes writes: only +switch-master moved the client')
+  const cookie = await login(app, 'ada')
+  t.equal(await newMaster.exists('sess:' + idOf(cookie)), 1, 'new sessions go to the new master')
+})
