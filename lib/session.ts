@@ -102,6 +102,7 @@ interface SessionState {
 export type ChangeState = 'changed' | 'unknown' | 'unchanged'
 
 const FLASH = 'flash'
+const MAX_TIMEOUT = 100 * 365 * 24 * 3600
 
 export class RedisSession implements Session {
   readonly #state: SessionState
@@ -223,7 +224,10 @@ export class RedisSession implements Session {
   }
 
   adjustTimeout (seconds: number): void {
-    if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('adjustTimeout takes a whole number of seconds, 0 or more')
+    // Redis refuses an EXPIRE whose deadline overflows; a century is more than any session needs
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_TIMEOUT) {
+      throw new TypeError(`adjustTimeout takes a whole number of seconds from 0 to ${MAX_TIMEOUT}`)
+    }
     this.#state.timeout = seconds
     this.#state.modified = true
   }

@@ -15,6 +15,8 @@ export class OwnerIndexedStore implements Store {
   readonly client: Redis | Cluster
   readonly #store: Store
   readonly #prefix: string
+  /** background prunes under way, awaited before the client closes */
+  readonly #pruning = new Set<Promise<void>>()
 
   constructor (store: Store, prefix: string) {
     this.client = store.client
@@ -46,8 +48,19 @@ export class OwnerIndexedStore implements Store {
     const [result] = await Promise.all([this.#store.save(request), unavailableOnError(Promise.all(updates))])
     // best effort, once the response has left: the next listing prunes whatever this one could not
     const owner = request.index
-    if (owner !== undefined) setImmediate(() => { this.listByOwner(owner).catch(() => {}) })
+    if (owner !== undefined) {
+      const pruning = new Promise((resolve) => setImmediate(resolve))
+        .then(async () => { await this.listByOwner(owner) })
+        .catch(() => {})
+        .finally(() => this.#pruning.delete(pruning))
+      this.#pruning.add(pruning)
+    }
     return result
+  }
+
+  /** Resolves once the background work under way is done, so the client can close cleanly. */
+  async settle (): Promise<void> {
+    await Promise.all(this.#pruning)
   }
 
   async destroy (id: string, owner?: string): Promise<void> {
