@@ -1,9 +1,9 @@
-import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { requireExistence, timeoutOf } from './lua.js'
 import { formatHeader, parseHeader } from './record.js'
 import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
+import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
 // The header sits beside the data under a name no data key can have: the Session refuses every
@@ -57,15 +57,14 @@ const NOTHING_STORED: HashSnapshot = { meta: '', fields: new Map() }
  * A save writes only the fields that differ from what was loaded, so concurrent requests that
  * change different keys of one session all keep their changes.
  */
-export class HashStore implements Store {
-  readonly client: Redis | Cluster
+export class HashStore extends KeyPerSessionStore implements Store {
   readonly #options: StoreOptions
   readonly #scripted: ScriptedClient
   /** the load script, or its Buffer variant when values may be compressed */
   readonly #load: string
 
   constructor (options: StoreOptions) {
-    this.client = options.client
+    super(options)
     this.#options = options
     defineScript(this.client, LOAD_COMMAND, 1, LOAD_SCRIPT)
     defineScript(this.client, SAVE_COMMAND, 1, SAVE_SCRIPT)
@@ -109,19 +108,6 @@ export class HashStore implements Store {
     const previous = request.previousId === undefined ? [] : [prefix + request.previousId]
     const alongside = previous.map(async (old) => await client.del(old))
     return await sendSave(client, replicas, write, alongside, 0, [key, ...previous])
-  }
-
-  async destroy (id: string): Promise<void> {
-    await unavailableOnError(this.client.del(this.#options.prefix + id))
-  }
-
-  /** Redis expires session hashes itself: nothing to sweep. */
-  async sweep (): Promise<number> {
-    return 0
-  }
-
-  async ping (): Promise<void> {
-    await unavailableOnError(this.client.ping())
   }
 
   async #read (id: string, slide: boolean): Promise<LoadedSession | null> {

@@ -1,8 +1,8 @@
-import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { timeoutOf } from './lua.js'
 import { decodeRecord, encodeRecord } from './record.js'
 import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
+import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
 // GET plus the sliding EXPIRE in one round trip; a record's own timeout leads its header.
@@ -22,16 +22,15 @@ type ScriptedClient = Record<string, (key: string, defaultTimeout: number) => Pr
  * One string key per session: `<own timeout>:<createdAt>:<expiresAt>|<payload>`.
  * Reads cost one command, writes one `SET` made conditional on the record's existence.
  */
-export class StringStore implements Store {
-  readonly client: Redis | Cluster
+export class StringStore extends KeyPerSessionStore implements Store {
   readonly #options: StoreOptions
   /** GET, and the load script where it slides the expiry; their Buffer variants when records may be compressed */
   readonly #get: Read
   readonly #load: Read
 
   constructor (options: StoreOptions) {
+    super(options)
     const { client, codec, redisTtl, timeout } = options
-    this.client = client
     this.#options = options
     defineScript(client, LOAD_COMMAND, 1, LOAD_SCRIPT)
     const scripted = client as unknown as ScriptedClient
@@ -63,18 +62,5 @@ export class StringStore implements Store {
     const previous = request.previousId === undefined ? [] : [prefix + request.previousId]
     const alongside = previous.map(async (old) => await client.del(old))
     return await sendSave(client, replicas, write, alongside, null, [key, ...previous])
-  }
-
-  async destroy (id: string): Promise<void> {
-    await unavailableOnError(this.client.del(this.#options.prefix + id))
-  }
-
-  /** Redis expires string records itself: nothing to sweep. */
-  async sweep (): Promise<number> {
-    return 0
-  }
-
-  async ping (): Promise<void> {
-    await unavailableOnError(this.client.ping())
   }
 }
