@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { freePort } from './redis.js'
 
 // Private redis-server and sentinel processes for bench/faults.js: loopback only, free ports,
 // one temp dir, no persistence; stopped by PID (never by name) when the bench ends or crashes.
@@ -13,14 +13,6 @@ import { Redis } from 'ioredis'
 const NAME = 'mymaster'
 const children = new Set()
 process.on('exit', () => { for (const child of children) child.kill('SIGKILL') })
-
-async function freePort () {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Runs `fn` with a short-lived client that gives up at once instead of retrying. */
 async function withClient (port, fn) {

@@ -9,7 +9,8 @@ import { Redis } from 'ioredis'
 
 const TRACE_END = 'bench:trace-end'
 
-async function freePort () {
+/** A free loopback port: listen on 0, read the port, close. */
+export async function freePort () {
   const server = createServer().listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address()

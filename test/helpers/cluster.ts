@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis'
 import { requireRedisServer } from './redis-process.js'
-import { launchRedis, type RedisServer } from './redis-server.js'
+import { launchRedis, withAdmin, type RedisServer } from './redis-server.js'
 import { waitFor } from './wait.js'
 
 export interface ClusterOptions {
@@ -22,16 +21,6 @@ export interface RedisCluster {
 }
 
 const SLOTS = 16384
-
-async function withAdmin<T> (server: RedisServer, fn: (client: Redis) => Promise<T>): Promise<T> {
-  const client = server.admin({ lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  try {
-    await client.connect()
-    return await fn(client)
-  } finally {
-    client.disconnect()
-  }
-}
 
 async function waitClusterOk (servers: RedisServer[]): Promise<void> {
   await Promise.all(servers.map(async s => await waitFor(async () => withAdmin(s, async c => {

@@ -263,3 +263,14 @@ export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisSe
   const { startContainer } = await import('./container.js')
   return await startContainer(shaping)
 }
+
+/** Runs `fn` with a short-lived admin client that gives up at once instead of retrying. */
+export async function withAdmin<T> (server: RedisServer, fn: (client: Redis) => Promise<T>): Promise<T> {
+  const client = server.admin({ lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  try {
+    await client.connect()
+    return await fn(client)
+  } finally {
+    client.disconnect()
+  }
+}

@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis'
 import { requireRedisServer } from './redis-process.js'
-import { launchRedis, type RedisServer } from './redis-server.js'
+import { launchRedis, withAdmin, type RedisServer } from './redis-server.js'
 import type { TlsFiles } from './tls.js'
 import { waitFor } from './wait.js'
 
@@ -36,28 +35,18 @@ function fields (flat: unknown): Record<string, string> {
   return out
 }
 
-async function withClient<T> (server: RedisServer, fn: (client: Redis) => Promise<T>): Promise<T> {
-  const client = server.admin({ lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  try {
-    await client.connect()
-    return await fn(client)
-  } finally {
-    client.disconnect()
-  }
-}
-
 async function role (server: RedisServer): Promise<string> {
-  return await withClient(server, async c => String((await c.call('ROLE') as unknown[])[0]))
+  return await withAdmin(server, async c => String((await c.call('ROLE') as unknown[])[0]))
 }
 
 async function waitInSync (replica: RedisServer): Promise<void> {
-  await waitFor(async () => withClient(replica, async c => (await c.info('replication')).includes('master_link_status:up')),
+  await waitFor(async () => withAdmin(replica, async c => (await c.info('replication')).includes('master_link_status:up')),
     { what: `replica ${replica.port} in sync` })
 }
 
 /** Every sentinel sees the master at `masterPort`, both other sentinels and a healthy replica. */
 async function waitSentinelsReady (sentinels: RedisServer[], masterPort: number, replicaPort: number): Promise<void> {
-  await Promise.all(sentinels.map(async s => await waitFor(async () => withClient(s, async c => {
+  await Promise.all(sentinels.map(async s => await waitFor(async () => withAdmin(s, async c => {
     const master = fields(await c.call('SENTINEL', 'MASTER', NAME))
     const replicas = (await c.call('SENTINEL', 'REPLICAS', NAME) as unknown[]).map(fields)
     if (master.port === String(masterPort) && master['num-other-sentinels'] === String(sentinels.length - 1) &&
@@ -108,7 +97,7 @@ export async function startSentinelGroup (opts: SentinelGroupOptions = {}): Prom
       async failover () {
         const [from, to] = [master, replica]
         // NOGOODSLAVE until the sentinel has fresh INFO from the replica; retry briefly.
-        await waitFor(async () => withClient(sentinelServers[0], async c => {
+        await waitFor(async () => withAdmin(sentinelServers[0], async c => {
           try {
             return await c.call('SENTINEL', 'FAILOVER', NAME) === 'OK'
           } catch (err) {
@@ -116,7 +105,7 @@ export async function startSentinelGroup (opts: SentinelGroupOptions = {}): Prom
             throw err
           }
         }), { what: 'SENTINEL FAILOVER to be accepted', timeout: 20_000, interval: 250 })
-        await Promise.all(sentinelServers.map(async s => await waitFor(async () => withClient(s, async c => {
+        await Promise.all(sentinelServers.map(async s => await waitFor(async () => withAdmin(s, async c => {
           const addr = await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', NAME) as string[]
           return addr[1] === String(to.port)
         }), { what: `sentinel ${s.port} to name ${to.port} as master`, timeout: 20_000 })))
@@ -124,7 +113,7 @@ export async function startSentinelGroup (opts: SentinelGroupOptions = {}): Prom
         // Sentinels reconfigure the old master only ~8 s after it was demoted in their view.
         // Do now what they would do then, client kills included: that is what sends clients
         // still talking to the old master off to find the new one.
-        await withClient(from, async c => {
+        await withAdmin(from, async c => {
           const replies = await c.multi()
             .call('REPLICAOF', '127.0.0.1', String(to.port))
             .call('CONFIG', 'REWRITE')
