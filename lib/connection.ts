@@ -173,8 +173,8 @@ const LAYOUT_COMMANDS = {
   hash: ['hgetall K', 'exists K', 'hset K f v', 'hdel K f', 'del K'],
   bucketed: ['hget K f', 'hexists K f', 'hset K f v', 'hdel K f', 'zscore K m', 'zadd K 1 m', 'zrem K m', 'zrangebyscore K 0 1', 'time']
 }
-// what the scripts add to slide the expiry in Redis
-const SLIDING = { string: ['expire K 1'], hash: ['hget K f', 'expire K 1', 'persist K'], bucketed: [] }
+// what slides the expiry in Redis: the string layout's reads, the other layouts' scripts
+const SLIDING = { string: ['getex K EX 1', 'expire K 1', 'persist K'], hash: ['hget K f', 'expire K 1', 'persist K'], bucketed: [] }
 const SCRIPTS = ['eval s 1 K', 'evalsha 0000000000000000000000000000000000000000 1 K']
 
 /**
@@ -182,7 +182,7 @@ const SCRIPTS = ['eval s 1 K', 'evalsha 0000000000000000000000000000000000000000
  * The README's recommended ACL line is their union.
  */
 export function neededCommands (needs: AccessNeeds): string[] {
-  const scripted = needs.layout !== 'string' || needs.redisTtl
+  const scripted = needs.layout !== 'string'
   return [
     ...LAYOUT_COMMANDS[needs.layout],
     ...(scripted ? SCRIPTS : []),

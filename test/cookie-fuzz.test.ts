@@ -148,7 +148,7 @@ async function check (cookie: string, expected: string | undefined, write: boole
     return undefined
   }
   if (body.owner !== 'A' || body.isNew) return `expected session A, got ${JSON.stringify(body)}`
-  if (traffic.commands[0] !== 'evalsha') return `A was not loaded: ${JSON.stringify(traffic.commands)}`
+  if (traffic.commands[0] !== 'getex') return `A was not loaded: ${JSON.stringify(traffic.commands)}`
   if (stale === 'current') return lines.length === 0 ? undefined : `unexpected Set-Cookie ${JSON.stringify(lines)}`
   // an old-secret signature is re-signed with the current secret, and nothing else is echoed
   if (lines.length !== 1 || !lines[0].startsWith('session=' + valueA + ';')) return `expected A re-signed, got ${JSON.stringify(lines)}`

@@ -118,14 +118,11 @@ t.test('secret rotation: an old signature is accepted and re-signed with the fir
   const before = await app(t, { secret: OLD })
   const after = await app(t, { secret: [NEW, OLD] })
   const oldCookie = sessionCookie(await before.request('/write')) as string
-  // the first load of a client sends the script itself (EVAL); later loads send EVALSHA
-  await after.request('/read', sessionCookie(await after.request('/write')))
-
   let response: LightMyRequestResponse | undefined
   const ran = await commandDelta(redis.admin, async () => { response = await after.request('/read', oldCookie) })
   const read = response as LightMyRequestResponse
   t.same(read.json(), { n: 1, isNew: false }, 'the old signature is accepted')
-  t.same(ran, { evalsha: 1, get: 1, expire: 1 }, 're-signing does not rewrite the record')
+  t.same(ran, { getex: 1 }, 're-signing does not rewrite the record')
   const resigned = sessionCookie(read) as string
   t.ok(resigned, 'a read-only response re-signs the cookie')
   t.equal(idOf(resigned), idOf(oldCookie), 'same session id')

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { RedisSessionOptions } from '../lib/index.js'
-import { commandDelta } from './helpers/index.js'
+import { commandDelta, startRedis } from './helpers/index.js'
 import { buildApp, idOf, privateRedis, sessionCookie, type TestApp } from './helpers/app.js'
 
 function routes (app: FastifyInstance): void {
@@ -96,6 +96,33 @@ t.test('adjustTimeout is stored with the session and leads every later slide', a
 
   const fresh = sessionCookie(await setup.request('/adjust?seconds=90')) as string
   within(t, await setup.admin.ttl('sess:' + idOf(fresh)), 85, 90, 'on a new session too')
+})
+
+t.test('an own timeout is set by an EXPIRE sent after the read, which the request does not wait for', async (t) => {
+  const setup = await app(t)
+  const { cookie, key } = await newSession(setup)
+  await setup.request('/adjust?seconds=60', cookie)
+  const ran = await commandDelta(setup.admin, async () => {
+    await setup.request('/read', cookie)
+    // the app's own connection: once it answers, the EXPIRE sent before has run
+    await setup.app.sessionStore.client.ping()
+  })
+  t.same(ran, { getex: 1, expire: 1, ping: 1 })
+  within(t, await setup.admin.ttl(key), 55, 60, 'the own timeout')
+
+  // a Redis that refuses EXPIRE: the read still succeeds with the configured timeout, and the next one tries again
+  const refusing = await startRedis({ config: ['rename-command EXPIRE ""'] })
+  const admin = refusing.admin()
+  t.teardown(async () => {
+    admin.disconnect()
+    await refusing.stop()
+  })
+  const failing = await buildApp(t, {}, routes, {}, { redis: refusing, admin })
+  const other = await newSession(failing)
+  await failing.request('/adjust?seconds=60', other.cookie)
+  t.same((await failing.request('/read', other.cookie)).json(), { n: 1, isNew: false })
+  await failing.app.sessionStore.client.ping()
+  within(t, await admin.ttl(other.key), 1195, 1200, 'the GETEX\'s timeout')
 })
 
 t.test('adjustTimeout takes whole seconds, 0 or more', async (t) => {

@@ -40,10 +40,10 @@ const FACTS: Record<Layout, LayoutFacts> = {
     corrupt: async (admin, id) => { await admin.set(PREFIX + id, 'no header') },
     costs: {
       fresh: { trips: 1, sent: ['set'], ran: { set: 1 } },
-      read: { trips: 1, sent: ['evalsha'], ran: { evalsha: 1, get: 1, expire: 1 } },
-      unchanged: { trips: 1, sent: ['evalsha'], ran: { evalsha: 1, get: 1, expire: 1 } },
-      write: { trips: 2, sent: ['evalsha', 'set'], ran: { evalsha: 1, get: 1, expire: 1, set: 1 } },
-      regenerate: { trips: 2, sent: ['evalsha', 'set', 'del'], ran: { evalsha: 1, get: 1, expire: 1, set: 1, del: 1 } }
+      read: { trips: 1, sent: ['getex'], ran: { getex: 1 } },
+      unchanged: { trips: 1, sent: ['getex'], ran: { getex: 1 } },
+      write: { trips: 2, sent: ['getex', 'set'], ran: { getex: 1, set: 1 } },
+      regenerate: { trips: 2, sent: ['getex', 'set', 'del'], ran: { getex: 1, set: 1, del: 1 } }
     }
   },
   hash: {

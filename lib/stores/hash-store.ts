@@ -1,7 +1,7 @@
 import type { SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { requireExistence, timeoutOf } from './lua.js'
-import { formatHeader, parseHeader } from './record.js'
+import { formatHeader, loadedSession } from './record.js'
 import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
@@ -135,6 +135,6 @@ export class HashStore extends KeyPerSessionStore implements Store {
     if (meta === undefined) throw new FST_RS_DECODE_FAILED('the session hash has no header field')
     // fromEntries defines own properties, so not even a stored `__proto__` reaches a prototype
     const snapshot: HashSnapshot = { meta, fields }
-    return { ...parseHeader(meta), data: Object.fromEntries(entries), snapshot }
+    return loadedSession(meta, Object.fromEntries(entries), snapshot)
   }
 }

@@ -24,8 +24,8 @@ export class OwnerIndexedStore implements Store {
     this.#prefix = prefix + 'owner:'
   }
 
-  async load (id: string): Promise<LoadedSession | null> {
-    return await this.#store.load(id)
+  load (id: string): Promise<LoadedSession | null> {
+    return this.#store.load(id)
   }
 
   async get (id: string): Promise<SessionRecordData | null> {
@@ -40,11 +40,16 @@ export class OwnerIndexedStore implements Store {
     await this.#store.ping()
   }
 
-  async save (request: SaveRequest): Promise<SaveResult> {
+  save (request: SaveRequest): Promise<SaveResult> {
+    // most saves leave the index alone: no async frame of our own for them
+    if (request.index === undefined && request.unindex === undefined) return this.#store.save(request)
+    return this.#saveIndexed(request)
+  }
+
+  async #saveIndexed (request: SaveRequest): Promise<SaveResult> {
     const updates: Array<Promise<number>> = []
     if (request.index !== undefined) updates.push(this.client.sadd(this.#key(request.index), request.id))
     if (request.unindex !== undefined) updates.push(this.client.srem(this.#key(request.unindex.owner), request.unindex.id))
-    if (updates.length === 0) return await this.#store.save(request)
     const [result] = await Promise.all([this.#store.save(request), unavailableOnError(Promise.all(updates))])
     // best effort, once the response has left: the next listing prunes whatever this one could not
     const owner = request.index

@@ -2,15 +2,16 @@ import { Command, type Cluster, type Redis } from 'ioredis'
 import { FST_RS_STORE_UNAVAILABLE } from '../errors.js'
 import type { SaveResult, StoreOptions } from './store.js'
 
+/** Rethrows a Redis failure as FST_RS_STORE_UNAVAILABLE (503) with the original as cause. */
+export function unavailable (err: unknown): never {
+  // ioredis attaches the command's arguments (session key and data) to its errors: keep them out of logs
+  delete (err as { command?: unknown }).command
+  throw new FST_RS_STORE_UNAVAILABLE((err as Error).message, { cause: err })
+}
+
 /** Any Redis failure becomes FST_RS_STORE_UNAVAILABLE (503) with the original as cause. */
 export async function unavailableOnError<T> (promise: Promise<T>): Promise<T> {
-  try {
-    return await promise
-  } catch (err) {
-    // ioredis attaches the command's arguments (session key and data) to its errors: keep them out of logs
-    delete (err as { command?: unknown }).command
-    throw new FST_RS_STORE_UNAVAILABLE((err as Error).message, { cause: err })
-  }
+  return await promise.catch(unavailable)
 }
 
 /** Defines a Lua command once per client, shared by every registration that uses it. */
@@ -33,6 +34,10 @@ export async function sendSave (
   lost: unknown,
   keys: string[]
 ): Promise<SaveResult> {
+  // the common case, a lone write, without Promise.all's allocations
+  if (replicas === undefined && alongside.length === 0) {
+    return await write.then((reply) => reply === lost ? 'lost' : 'saved', unavailable)
+  }
   const waits = replicas === undefined ? [] : waitForReplicas(client, replicas, keys)
   const replies = await unavailableOnError(Promise.all([write, ...alongside, ...waits]))
   if (replies[0] === lost) return 'lost'

@@ -1,30 +1,20 @@
+import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { timeoutOf } from './lua.js'
 import { decodeRecord, encodeRecord } from './record.js'
-import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
+import { sendSave, unavailable, unavailableOnError } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
-// GET plus the sliding EXPIRE in one round trip; a record's own timeout leads its header.
-const LOAD_SCRIPT = `
-local value = redis.call('GET', KEYS[1])
-if not value then return false end
-local ttl = ${timeoutOf('value', 'ARGV[1]')}
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-return value`
-
-const LOAD_COMMAND = 'fastifyRedisSessionsLoad'
-
 type Read = (key: string) => Promise<Stored | null>
-type ScriptedClient = Record<string, (key: string, defaultTimeout: number) => Promise<Stored | null>>
 
 /**
  * One string key per session: `<own timeout>:<createdAt>:<expiresAt>|<payload>`.
- * Reads cost one command, writes one `SET` made conditional on the record's existence.
+ * A read is one `GETEX` that slides the expiry, a write one `SET` made conditional on the
+ * record's existence.
  */
 export class StringStore extends KeyPerSessionStore implements Store {
   readonly #options: StoreOptions
-  /** GET, and the load script where it slides the expiry; their Buffer variants when records may be compressed */
+  /** GET, and the GETEX that slides the configured timeout; their Buffer variants when records may be compressed */
   readonly #get: Read
   readonly #load: Read
 
@@ -32,16 +22,21 @@ export class StringStore extends KeyPerSessionStore implements Store {
     super(options)
     const { client, codec, redisTtl, timeout } = options
     this.#options = options
-    defineScript(client, LOAD_COMMAND, 1, LOAD_SCRIPT)
-    const scripted = client as unknown as ScriptedClient
-    const load = LOAD_COMMAND + (codec.binary ? 'Buffer' : '')
-    this.#get = codec.binary ? async (key) => await client.getBuffer(key) : async (key) => await client.get(key)
-    this.#load = redisTtl ? async (key) => await scripted[load](key, timeout) : this.#get
+    // plain arrows: the hot path is not worth another async frame
+    this.#get = codec.binary ? (key) => client.getBuffer(key) : (key) => client.get(key)
+    this.#load = !redisTtl || timeout === 0
+      ? this.#get
+      : codec.binary ? (key) => client.getexBuffer(key, 'EX', timeout) : (key) => client.getex(key, 'EX', timeout)
   }
 
-  async load (id: string): Promise<LoadedSession | null> {
-    const stored = await unavailableOnError(this.#load(this.#options.prefix + id))
-    return stored === null ? null : decodeRecord(this.#options.codec, stored)
+  load (id: string): Promise<LoadedSession | null> {
+    const key = this.#options.prefix + id
+    return this.#load(key).then((stored) => {
+      if (stored === null) return null
+      const record = decodeRecord(this.#options.codec, stored)
+      slideOwnTimeout(this.client, key, record.timeout, this.#options)
+      return record
+    }, unavailable)
   }
 
   async get (id: string): Promise<SessionRecordData | null> {
@@ -63,4 +58,15 @@ export class StringStore extends KeyPerSessionStore implements Store {
     const alongside = previous.map(async (old) => await client.del(old))
     return await sendSave(client, replicas, write, alongside, null, [key, ...previous])
   }
+}
+
+/**
+ * A session with its own timeout (`adjustTimeout`) lives by that one, not by the GETEX's: set it
+ * right after the read, unawaited, so the request still waits for a single round trip. Should it
+ * fail, the next read sets it again.
+ */
+function slideOwnTimeout (client: Redis | Cluster, key: string, ownTimeout: number | undefined, { redisTtl, timeout }: StoreOptions): void {
+  if (!redisTtl || ownTimeout === undefined || ownTimeout === timeout) return
+  const slide = ownTimeout === 0 ? client.persist(key) : client.expire(key, ownTimeout)
+  slide.catch(() => {})
 }
