@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, filesTs: ['**/*.cts', '**/*.mts'], ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', '.tmp/**'] }),
+  ...neostandard({ ts: true, filesTs: ['**/*.cts', '**/*.mts'], ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**', '.tmp/**', 'bench/.tmp/**'] }),
   {
     files: ['**/*.ts', '**/*.cts', '**/*.mts'],
     rules: {
