@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 
@@ -104,24 +105,31 @@ export async function startRedis () {
 
     /**
      * Runs `fn` with MONITOR attached and resolves to the number of commands clients sent: the
-     * commands Lua scripts ran are left out.
+     * commands Lua scripts ran are left out. MONITOR runs in redis-cli, not on an ioredis
+     * client, whose command queue MONITOR's stream of lines can upset.
      */
     async topLevelCommands (fn) {
-      const monitor = await admin.monitor()
+      const monitor = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'monitor'], { stdio: ['ignore', 'pipe', 'inherit'] })
+      const lines = createInterface({ input: monitor.stdout })
       let sent = 0
+      let started
       let ended
+      const start = new Promise((resolve) => { started = resolve })
       const end = new Promise((resolve) => { ended = resolve })
-      monitor.on('monitor', (time, args, source) => {
-        if (args[0] === 'echo' && args[1] === TRACE_END) ended()
-        else if (source !== 'lua') sent++
+      // `<time> [<db> <client address>] "command" …`, or `[<db> lua]` for what a script ran
+      lines.on('line', (line) => {
+        if (line === 'OK') started()
+        else if (line.includes(`"echo" "${TRACE_END}"`)) ended()
+        else if (/^\d+\.\d+ \[\d+ (?!lua\])/.test(line)) sent++
       })
       try {
+        await start
         await fn()
         // MONITOR lines arrive asynchronously: the marker comes after every command of the run
         await admin.echo(TRACE_END)
         await end
       } finally {
-        monitor.disconnect()
+        monitor.kill()
       }
       return sent
     },
