@@ -19,13 +19,18 @@ export interface VerifiedCookie {
 }
 
 const SIGNATURE_LENGTH = 43
-/** verified cookie values kept, so a returning client costs no HMAC (each one allocates and feeds GC) */
-const REMEMBERED = 10_000
+/**
+ * Verified cookie values kept per generation (two are kept), so a returning client costs no HMAC
+ * (each one allocates and feeds GC).
+ */
+const GENERATION = 5_000
 
 /** Signs ids with the first secret and verifies with all of them, in constant time. */
 export class CookieSigner {
   readonly #secrets: string[]
-  readonly #verified = new Map<string, VerifiedCookie>()
+  /** values verified lately, and those of the generation before; a Map evicting its oldest entry one by one gets slow */
+  #recent = new Map<string, VerifiedCookie>()
+  #older = new Map<string, VerifiedCookie>()
 
   constructor (secrets: string[]) {
     this.#secrets = secrets
@@ -38,17 +43,19 @@ export class CookieSigner {
   }
 
   verify (value: string): VerifiedCookie | null {
-    const known = this.#verified.get(value)
-    if (known !== undefined) return known
-    const verified = this.#check(value)
+    const recent = this.#recent.get(value)
+    if (recent !== undefined) return recent
+    const verified = this.#older.get(value) ?? this.#check(value)
     if (verified !== null) this.#remember(value, verified)
     return verified
   }
 
   #remember (value: string, verified: VerifiedCookie): void {
-    // oldest first out: a Map iterates in insertion order
-    if (this.#verified.size >= REMEMBERED) this.#verified.delete(this.#verified.keys().next().value as string)
-    this.#verified.set(value, verified)
+    if (this.#recent.size >= GENERATION) {
+      this.#older = this.#recent
+      this.#recent = new Map()
+    }
+    this.#recent.set(value, verified)
   }
 
   #check (value: string): VerifiedCookie | null {
