@@ -1,6 +1,6 @@
 // `node bench/profile.js <file.cpuprofile> [count]` prints a profile's top frames by self time;
 // `node bench/run.js --profile` records one per route of this plugin first.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { load } from './load.js'
@@ -65,28 +65,31 @@ export function topFrames (file, count = 15, requests = undefined) {
 }
 
 /**
- * Runs this plugin (string layout), and the floor for reference, under --cpu-prof: one process
- * per variant and route. Prints each profile's top frames.
+ * Profiles this plugin (string layout), and the floor for reference, one process per variant and
+ * route: warmed up first, so the profile holds the steady state, not start-up. Prints each
+ * profile's top frames.
  */
 export async function profileRoutes (redis, plan, log) {
   rmSync(PROFILE_DIR, { recursive: true, force: true })
   mkdirSync(PROFILE_DIR, { recursive: true })
   for (const route of ROUTES.filter(({ name }) => PROFILED_ROUTES.includes(name))) {
     for (const variant of [oursIn('string'), FLOOR_VARIANT]) {
-      const name = `${variant.server}-${route.name}.cpuprofile`
-      const server = await startServer(variant, redis.url, ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', name])
+      const file = join(PROFILE_DIR, `${variant.server}-${route.name}.cpuprofile`)
+      const server = await startServer(variant, redis.url)
       let requests
       try {
         await redis.flush()
         const cookie = route.cookie ? await server.sessionCookie() : undefined
+        await load(server.url + route.path, { cookie, duration: Math.max(1, plan.warmUpSeconds) })
         log(`profiling ${variant.name} on ${route.name} for ${plan.profileSeconds} s`)
+        await server.startProfile()
         const result = await load(server.url + route.path, { cookie, duration: plan.profileSeconds })
+        writeFileSync(file, await server.stopProfile())
         requests = result.requests
         log(`${Math.round(result.perSecond)} req/s under the profiler`)
       } finally {
         await server.close()
       }
-      const file = join(PROFILE_DIR, name)
       console.log(`\n## ${route.name} · ${variant.name} (${relative(process.cwd(), file)})\n\n${topFrames(file, 15, requests)}`)
     }
   }

@@ -44,6 +44,9 @@ export async function startServer (variant, redisUrl, execArgv = []) {
     /** CPU µs (user + system) the server spent since `startCpu()`. */
     stopCpu: async () => (await ask('cpu-stop')).micros,
     heap: async () => await ask('heap'),
+    startProfile: async () => await ask('profile-start'),
+    /** The CPU profile (Chrome's .cpuprofile JSON) of what the server ran since `startProfile()`. */
+    stopProfile: async () => (await ask('profile-stop')).profile,
 
     /**
      * A `session=…` pair for a stored session, made by the write route; checked by a second

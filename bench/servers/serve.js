@@ -1,4 +1,6 @@
 // What every variant server shares: settings from the parent, the routes and the IPC protocol.
+import { Session } from 'node:inspector'
+import { promisify } from 'node:util'
 
 /** `{ redisUrl, layout? }`, passed by bench/server.js as the first argument. */
 export const settings = JSON.parse(process.argv[2] ?? '{}')
@@ -20,11 +22,15 @@ export function sessionRoutes (app) {
 
 /**
  * Listens on a free loopback port, tells the parent which, and answers its messages:
- * `cpu-start`/`cpu-stop` (CPU µs spent in between), `heap` (heap in use), `exit` (close
- * cleanly, so --cpu-prof can write its profile). bench/server.js starts every server with
+ * `cpu-start`/`cpu-stop` (CPU µs spent in between), `profile-start`/`profile-stop` (a CPU
+ * profile of what ran in between, as JSON), `heap` (heap in use), `exit` (close cleanly).
+ * bench/server.js starts every server with
  * --expose-gc: a full GC before each run keeps one run's garbage from being charged to the next.
  */
 export async function serve (app) {
+  const inspector = new Session()
+  inspector.connect()
+  const post = promisify(inspector.post.bind(inspector))
   await app.listen({ port: 0, host: '127.0.0.1' })
   let cpuAtStart = process.cpuUsage()
   process.on('message', async ({ type }) => {
@@ -35,6 +41,14 @@ export async function serve (app) {
     } else if (type === 'cpu-stop') {
       const { user, system } = process.cpuUsage(cpuAtStart)
       process.send({ type, micros: user + system })
+    } else if (type === 'profile-start') {
+      await post('Profiler.enable')
+      await post('Profiler.setSamplingInterval', { interval: 100 })
+      await post('Profiler.start')
+      process.send({ type })
+    } else if (type === 'profile-stop') {
+      const { profile } = await post('Profiler.stop')
+      process.send({ type, profile: JSON.stringify(profile) })
     } else if (type === 'heap') {
       globalThis.gc()
       const { heapUsed, rss } = process.memoryUsage()
