@@ -55,7 +55,8 @@ t.test('sessions spread over every master', async (t) => {
     const key = 'spread:' + idOf(await login(app, `user${i}`))
     const slot = await admins[0].cluster('KEYSLOT', key)
     const holder = await holderOf(key)
-    t.equal(await admins[holder].cluster('COUNTKEYSINSLOT', slot), 1, `slot ${slot} holds the session on master ${holder}`)
+    // a slot may hold other keys too: another session or an owner index that hashed there
+    t.ok((await admins[holder].cluster('GETKEYSINSLOT', slot, 100) as string[]).includes(key), `slot ${slot} holds the session on master ${holder}`)
     holders.add(holder)
   }
   t.same([...holders].sort(), [0, 1, 2], 'every master holds sessions')

@@ -137,6 +137,24 @@ t.test('a slower request never brings back a session destroyed or regenerated me
   }
 })
 
+t.test('with replicas, a save that lost its race is dropped, whatever the replicas answer', async (t) => {
+  const redis = await privateRedis(t)
+  const plain = await buildApp(t, {}, routes, {}, redis)
+  const cookie = sessionCookie(await plain.request('/write')) as string
+  // no replica listens: WAIT answers 0 after its timeout, which would be a 503 for a save that counted
+  const waiting = await buildApp(t, { replicas: { count: 1, timeout: 50 } }, (app) => {
+    app.get('/ended-meanwhile', async (request) => {
+      await app.sessionStore.destroy(request.session.id)
+      request.session.set('n', 1000)
+      return {}
+    })
+  }, {}, redis)
+  const response = await waiting.request('/ended-meanwhile', cookie)
+  t.equal(response.statusCode, 200)
+  t.equal(sessionCookie(response), undefined)
+  t.equal(await redis.admin.exists('sess:' + idOf(cookie)), 0, 'the record stays dead')
+})
+
 t.test('encode and decode hooks', async (t) => {
   const { request, admin } = await buildApp(t, {
     encode: (data) => Buffer.from(JSON.stringify(data)).toString('base64'),
