@@ -14,6 +14,8 @@ export interface CookieAttributes {
 
 export interface VerifiedCookie {
   id: string
+  /** the signed value as the request sent it */
+  value: string
   /** signed with a secret other than the first: re-sign it */
   stale: boolean
 }
@@ -38,7 +40,7 @@ export class CookieSigner {
 
   sign (id: string): string {
     const value = id + '.' + hmac(this.#secrets[0], id)
-    this.#remember(value, { id, stale: false })
+    this.#remember(value, { id, value, stale: false })
     return value
   }
 
@@ -68,7 +70,7 @@ export class CookieSigner {
       const expected = Buffer.from(hmac(this.#secrets[i], id))
       // lengths are equal whenever the value is well formed; a mismatch just fails
       if (signature.length === expected.length && timingSafeEqual(signature, expected)) {
-        return { id, stale: i > 0 }
+        return { id, value, stale: i > 0 }
       }
     }
     return null

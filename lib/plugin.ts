@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { checkAccess, connect, firstConnection, reportConnectionErrors } from './connection.js'
-import { CookieSigner, readCookie, serializeCookie } from './cookie.js'
+import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from './cookie.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
@@ -118,7 +118,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     if (!write) {
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
       if (state.destroyed) setCookie(reply, request, '', true)
-      else if (!state.isNew && (cookie.maxAge !== undefined || state.cookie.stale)) setCookie(reply, request, session.id, false)
+      else if (!state.isNew && (cookie.maxAge !== undefined || state.cookie.stale)) setCookie(reply, request, signedValue(session, state.cookie), false)
       return done(null, payload)
     }
 
@@ -139,7 +139,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       } else {
         if (result === 'saved') RedisSession.markSaved(session)
         if (cookieAllowed && (wasNew || cookie.maxAge !== undefined || state.cookie?.stale === true)) {
-          setCookie(reply, request, session.id, false)
+          setCookie(reply, request, signedValue(session, state.cookie), false)
         }
       }
       done(null, payload)
@@ -154,9 +154,14 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     return touched || (expiresAt !== undefined && expiresAt - Date.now() < (ownTimeout ?? opts.timeout) * 900)
   }
 
-  function setCookie (reply: FastifyReply, request: FastifyRequest, id: string, expire: boolean): void {
+  function setCookie (reply: FastifyReply, request: FastifyRequest, value: string, expire: boolean): void {
     const secure = cookie.secure === 'auto' ? request.protocol === 'https' : cookie.secure
-    reply.header('set-cookie', serializeCookie(cookieName, expire ? '' : signer.sign(id), cookie, secure, expire))
+    reply.header('set-cookie', serializeCookie(cookieName, value, cookie, secure, expire))
+  }
+
+  /** The session's cookie value: the one the request came with while it is current (no HMAC), else signed anew. */
+  function signedValue (session: RedisSession, received: VerifiedCookie | undefined): string {
+    return received !== undefined && !received.stale && received.id === session.id ? received.value : signer.sign(session.id)
   }
 }
 

@@ -126,7 +126,7 @@ t.test('secret rotation: an old signature is accepted and re-signed with the fir
   const resigned = sessionCookie(read) as string
   t.ok(resigned, 'a read-only response re-signs the cookie')
   t.equal(idOf(resigned), idOf(oldCookie), 'same session id')
-  t.same(new CookieSigner([NEW]).verify(resigned.slice('session='.length)), { id: idOf(oldCookie), stale: false }, 'signed with the first secret')
+  t.same(new CookieSigner([NEW]).verify(resigned.slice('session='.length)), { id: idOf(oldCookie), value: resigned.slice('session='.length), stale: false }, 'signed with the first secret')
   t.equal(attributesOf(read), '; Path=/; HttpOnly; SameSite=Lax')
 
   const again = await after.request('/read', resigned)
@@ -227,11 +227,11 @@ t.test('verified cookies are remembered in two generations of 5 000: evicted or 
   const signer = new CookieSigner([SECRET])
   const values = Array.from({ length: 10_001 }, (_, i) => signer.sign(String(i).padStart(43, 'A')))
   for (const value of [values[0], values[1], values[5_000], values[10_000]]) {
-    t.same(signer.verify(value), { id: value.slice(0, 43), stale: false }, 'remembered or checked again, the answer is the same')
+    t.same(signer.verify(value), { id: value.slice(0, 43), value, stale: false }, 'remembered or checked again, the answer is the same')
   }
   const tampered = values[5].slice(0, -1) + (values[5].endsWith('A') ? 'B' : 'A')
   t.equal(signer.verify(tampered), null, 'only exact values are remembered')
   const other = new CookieSigner([SECRET.replace('a', 'b'), SECRET])
-  t.same(other.verify(values[2]), { id: values[2].slice(0, 43), stale: true })
-  t.same(other.verify(values[2]), { id: values[2].slice(0, 43), stale: true }, 'a remembered old-secret cookie is still re-signed')
+  t.same(other.verify(values[2]), { id: values[2].slice(0, 43), value: values[2], stale: true })
+  t.same(other.verify(values[2]), { id: values[2].slice(0, 43), value: values[2], stale: true }, 'a remembered old-secret cookie is still re-signed')
 })
