@@ -1,6 +1,7 @@
 import type { SessionRecordData } from './codec.js'
 import type { VerifiedCookie } from './cookie.js'
 import { generateId } from './id.js'
+import { MAX_TIMEOUT } from './stores/record.js'
 import type { LoadedSession, StoredSession } from './stores/store.js'
 
 /**
@@ -102,7 +103,6 @@ interface SessionState {
 export type ChangeState = 'changed' | 'unknown' | 'unchanged'
 
 const FLASH = 'flash'
-const MAX_TIMEOUT = 100 * 365 * 24 * 3600
 
 export class RedisSession implements Session {
   readonly #state: SessionState
@@ -224,7 +224,7 @@ export class RedisSession implements Session {
   }
 
   adjustTimeout (seconds: number): void {
-    // Redis refuses an EXPIRE whose deadline overflows; a century is more than any session needs
+    // Redis refuses an EXPIRE whose deadline overflows
     if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_TIMEOUT) {
       throw new TypeError(`adjustTimeout takes a whole number of seconds from 0 to ${MAX_TIMEOUT}`)
     }

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.js'
-import { NOW, requireExistence, timeoutOf } from './lua.js'
+import { NOW, requireExistence, TIMEOUT_OF } from './lua.js'
 import { decodeRecord, encodeRecord } from './record.js'
 import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
@@ -9,13 +9,14 @@ import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from
 // KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry.
 // HGET plus the sliding ZADD in one round trip; a session past its score counts as gone before any sweep.
 const LOAD_SCRIPT = `
+${TIMEOUT_OF}
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
 local expiresAt = redis.call('ZSCORE', KEYS[2], ARGV[1])
 ${NOW}
 if expiresAt and tonumber(expiresAt) <= now then return false end
 if ARGV[3] == '1' then
-  local ttl = ${timeoutOf('record', 'ARGV[2]')}
+  local ttl = timeoutOf(record, ARGV[2])
   if ttl > 0 then redis.call('ZADD', KEYS[2], now + ttl * 1000, ARGV[1]) end
 end
 return record`

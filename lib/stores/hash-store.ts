@@ -1,6 +1,6 @@
 import type { SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
-import { requireExistence, timeoutOf } from './lua.js'
+import { requireExistence, TIMEOUT_OF } from './lua.js'
 import { formatHeader, loadedSession } from './record.js'
 import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
@@ -12,10 +12,11 @@ const META = '__proto__'
 
 // HGETALL plus (ARGV[2] '1') the sliding EXPIRE in one round trip
 const LOAD_SCRIPT = `
+${TIMEOUT_OF}
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
 if ARGV[2] == '1' then
-  local ttl = ${timeoutOf(`redis.call('HGET', KEYS[1], '${META}') or ''`, 'ARGV[1]')}
+  local ttl = timeoutOf(redis.call('HGET', KEYS[1], '${META}') or '', ARGV[1])
   if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 end
 return fields`

@@ -1,12 +1,17 @@
 // Lua pieces the layouts' scripts share.
+import { MAX_TIMEOUT } from './record.js'
 
 /**
- * An expression: the seconds a session lives, its own timeout leading its header
- * (`<own timeout>:<createdAt>:<expiresAt>`) or else the configured `fallback`.
+ * Defines `timeoutOf(header, fallback)`: the seconds a session lives, its own timeout leading its
+ * header (`<own timeout>:<createdAt>:<expiresAt>`) or else the configured `fallback`. An own
+ * timeout beyond MAX_TIMEOUT counts as none, as with any header parseHeader refuses: the record
+ * then fails to decode, instead of the script failing on an EXPIRE Redis will not take.
  */
-export function timeoutOf (header: string, fallback: string): string {
-  return `(tonumber(string.match(${header}, '^(%d+):')) or tonumber(${fallback}))`
-}
+export const TIMEOUT_OF = `local function timeoutOf(header, fallback)
+  local own = tonumber(string.match(header, '^(%d+):'))
+  if own and own <= ${MAX_TIMEOUT} then return own end
+  return tonumber(fallback)
+end`
 
 /**
  * Stops the script with 0 unless the record's existence is what the save expects (`flag` '1':

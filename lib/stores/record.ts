@@ -2,6 +2,9 @@ import type { Codec, SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import type { LoadedSession, SaveRequest, StoredSession } from './store.js'
 
+/** The longest own timeout a session can have, in seconds: a century, more than any session needs, and an EXPIRE Redis takes. */
+export const MAX_TIMEOUT = 100 * 365 * 24 * 3600
+
 /** How long sessions live. */
 export interface Expiry {
   /** seconds; 0 = never expires */
@@ -27,13 +30,17 @@ export function formatHeader (session: StoredSession, expiry: Expiry): Header {
   return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt}${owner}`, timeout }
 }
 
-const HEADER = /^(\d*):(\d+):(\d*)(?::([A-Za-z0-9_-]+))?$/
+// bounded digits: a timeout has at most 10 (MAX_TIMEOUT), ms timestamps at most 15, so each is a
+// safe integer that formats back as it was read
+const HEADER = /^(\d{0,10}):(\d{1,15}):(\d{0,15})(?::([A-Za-z0-9_-]+))?$/
 
 export function parseHeader (header: string): Omit<LoadedSession, 'data' | 'snapshot'> {
   const fields = HEADER.exec(header)
   if (fields === null) throw new FST_RS_DECODE_FAILED('the record has no valid header')
+  const timeout = fields[1] === '' ? undefined : Number(fields[1])
+  if (timeout !== undefined && timeout > MAX_TIMEOUT) throw new FST_RS_DECODE_FAILED('the record\'s own timeout is beyond a century')
   return {
-    timeout: fields[1] === '' ? undefined : Number(fields[1]),
+    timeout,
     createdAt: Number(fields[2]),
     expiresAt: fields[3] === '' ? undefined : Number(fields[3]),
     owner: fields[4] === undefined ? undefined : Buffer.from(fields[4], 'base64url').toString()
