@@ -73,12 +73,10 @@ const CASES: HostileCase[] = [
   { name: 'a timeout too large for EXPIRE in the header', outcome: 'undecodable', whole: `99999999999999999999:${now}:|{}`, fields: [['__proto__', `99999999999999999999:${now}:`], ['ok', '1']] },
   { name: 'a timeout beyond a century in the header', outcome: 'undecodable', whole: `3153600001:${now}:|{}`, fields: [['__proto__', `3153600001:${now}:`], ['ok', '1']] },
   { name: 'timestamps beyond safe integers in the header', outcome: 'undecodable', whole: `:${'9'.repeat(400)}:${'9'.repeat(400)}|{}`, fields: [['__proto__', `:${'9'.repeat(400)}:${'9'.repeat(400)}`], ['ok', '1']] },
-  {
-    name: 'a list under the session key',
-    outcome: 'undecodable',
-    raw: async (admin, key) => await admin.rpush(key, 'x'),
-    todo: 'a key of another Redis type (e.g. after switching layout) fails with WRONGTYPE inside the store, which unavailableOnError turns into 503 FST_RS_STORE_UNAVAILABLE, not DECODE_FAILED'
-  },
+  // a key of another Redis type (say, left by another layout): Redis answers WRONGTYPE, which is no outage
+  { name: 'a list under the session key', outcome: 'undecodable', raw: async (admin, key) => await admin.rpush(key, 'x') },
+  { name: 'a string under the session key', outcome: 'undecodable', raw: async (admin, key) => await admin.set(key, '{}') },
+  { name: 'a hash under the session key', outcome: 'undecodable', raw: async (admin, key) => await admin.hset(key, 'ok', '1') },
   { name: 'header that expired in 1970', outcome: 'replaced', whole: '1:2:3:dmljdGlt|{"ok":1}', fields: [['__proto__', '1:2:3:dmljdGlt'], ['ok', '1']] },
   // records that decode: stored names of methods and Object.prototype are never adopted
   { name: '__proto__, constructor and prototype payloads', outcome: 'loads', whole: HEADER + '|' + objectWith([['__proto__', POLLUTE], ['constructor', `{"prototype":${POLLUTE}}`], ['prototype', POLLUTE], ['ok', '1']]), fields: [['__proto__', HEADER], ['constructor', `{"prototype":${POLLUTE}}`], ['prototype', POLLUTE], ['ok', '1']], keys: ['ok', 'prototype'] },
@@ -250,6 +248,7 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
               t.equal(response.json().code, 'FST_RS_DECODE_FAILED')
               t.equal(response.headers['set-cookie'], undefined)
             }
+            await t.rejects(setup.app.sessionStore.get(id), { code: 'FST_RS_DECODE_FAILED' }, 'sessionStore.get too')
             t.equal(await recordBytes(shared.admin, where), stored, 'the record is left as it was')
           } else if (hostile.outcome === 'undecodable' || hostile.outcome === 'replaced') {
             t.equal(read.statusCode, 200)
@@ -291,3 +290,24 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     })
   }
 }
+
+t.test('a key of another Redis type where a bucket or its index belongs', async (t) => {
+  for (const failsNew of [false, true]) {
+    const prefix = `hostile${apps++}:`
+    const { app, request } = await buildApp(t, { prefix, layout: 'bucketed', buckets: 1, deserializationFailsNew: failsNew }, routes, {}, shared)
+    const cookie = sessionCookie(await request('/write')) as string
+    for (const key of Object.values(bucketKeys(prefix, 0))) {
+      await shared.admin.rename(key, key + ':aside')
+      await shared.admin.rpush(key, 'x')
+      const read = await request('/read', cookie)
+      if (failsNew) {
+        t.same({ status: read.statusCode, isNew: read.json().isNew }, { status: 200, isNew: true }, `${key}: a new session`)
+      } else {
+        t.same({ status: read.statusCode, code: read.json().code }, { status: 500, code: 'FST_RS_DECODE_FAILED' }, `${key}: undecodable, no outage`)
+      }
+      await t.rejects(app.sessionStore.get(idOf(cookie)), { code: 'FST_RS_DECODE_FAILED' })
+      await shared.admin.rename(key + ':aside', key)
+    }
+    t.same((await request('/read', cookie)).json().keys, ['n'], 'the session is back with its bucket')
+  }
+})

@@ -3,7 +3,7 @@ import type { SessionRecordData, Stored } from '../codec.js'
 import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.js'
 import { NOW, requireExistence, TIMEOUT_OF } from './lua.js'
 import { decodeRecord, encodeRecord } from './record.js'
-import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
+import { defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
 // KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry.
@@ -113,7 +113,7 @@ export class BucketedStore implements Store {
     const read = redisTtl
       ? this.#scripted[this.#load](hash, index, id, timeout, slide ? '1' : '0') as Promise<Stored | null>
       : codec.binary ? client.hgetBuffer(hash, id) : client.hget(hash, id)
-    return await unavailableOnError(read)
+    return await readRecord(read)
   }
 
   #remove (id: string): Array<Promise<unknown>> {

@@ -2,7 +2,7 @@ import type { SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { requireExistence, TIMEOUT_OF } from './lua.js'
 import { formatHeader, loadedSession } from './record.js'
-import { defineScript, sendSave, unavailableOnError } from './redis-calls.js'
+import { defineScript, readRecord, sendSave } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
@@ -113,7 +113,7 @@ export class HashStore extends KeyPerSessionStore implements Store {
 
   async #read (id: string, slide: boolean): Promise<LoadedSession | null> {
     const { prefix, timeout } = this.#options
-    const reply = await unavailableOnError(this.#scripted[this.#load](prefix + id, timeout, slide ? '1' : '0')) as Stored[] | null
+    const reply = await readRecord(this.#scripted[this.#load](prefix + id, timeout, slide ? '1' : '0')) as Stored[] | null
     return reply === null ? null : this.#parse(reply)
   }
 

@@ -1,5 +1,5 @@
 import { Command, type Cluster, type Redis } from 'ioredis'
-import { FST_RS_STORE_UNAVAILABLE } from '../errors.js'
+import { FST_RS_DECODE_FAILED, FST_RS_STORE_UNAVAILABLE } from '../errors.js'
 import type { SaveResult, StoreOptions } from './store.js'
 
 /** Rethrows a Redis failure as FST_RS_STORE_UNAVAILABLE (503) with the original as cause. */
@@ -12,6 +12,22 @@ export function unavailable (err: unknown): never {
 /** Any Redis failure becomes FST_RS_STORE_UNAVAILABLE (503) with the original as cause. */
 export async function unavailableOnError<T> (promise: Promise<T>): Promise<T> {
   return await promise.catch(unavailable)
+}
+
+/**
+ * Rethrows the failure of a read of a session's record: as `unavailable`, except that a key of
+ * another Redis type where the record belongs (WRONGTYPE) is a record that does not decode, not an outage.
+ */
+export function unreadable (err: unknown): never {
+  // Redis 7 starts the message with the code; 6.2 wraps a script's error in ERR
+  if (!(err as Error).message.includes('WRONGTYPE')) unavailable(err)
+  delete (err as { command?: unknown }).command
+  throw new FST_RS_DECODE_FAILED('the session key holds another Redis type', { cause: err })
+}
+
+/** A read of a session's record: see `unreadable`. */
+export async function readRecord<T> (promise: Promise<T>): Promise<T> {
+  return await promise.catch(unreadable)
 }
 
 /** Defines a Lua command once per client, shared by every registration that uses it. */

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { decodeRecord, encodeRecord } from './record.js'
-import { sendSave, unavailable, unavailableOnError } from './redis-calls.js'
+import { readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
@@ -36,11 +36,11 @@ export class StringStore extends KeyPerSessionStore implements Store {
       const record = decodeRecord(this.#options.codec, stored)
       slideOwnTimeout(this.client, key, record.timeout, this.#options)
       return record
-    }, unavailable)
+    }, unreadable)
   }
 
   async get (id: string): Promise<SessionRecordData | null> {
-    const stored = await unavailableOnError(this.#get(this.#options.prefix + id))
+    const stored = await readRecord(this.#get(this.#options.prefix + id))
     return stored === null ? null : decodeRecord(this.#options.codec, stored).data
   }
 
