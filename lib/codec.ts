@@ -37,6 +37,10 @@ const ALGORITHMS: Record<CompressionAlgorithm, Algorithm> = {
 }
 const BY_TAG = new Map(Object.values(ALGORITHMS).map((algorithm) => [algorithm.tag, algorithm]))
 
+// JSON spends two characters per level: a shorter payload nests under 2048 levels, which
+// JSON.stringify takes with room to spare (it overflows Node's default stack at about 4000)
+const SHALLOW = 4096
+
 // 0xFF never occurs in UTF-8 text, so a payload starting with it cannot be a plain one; the next byte names the algorithm
 const COMPRESSED = 0xff
 
@@ -74,10 +78,14 @@ export class Codec {
     return this.#options.encode(value as SessionRecordData)
   }
 
-  /** Throws FST_RS_DECODE_FAILED when the hook does. */
+  /** Throws FST_RS_DECODE_FAILED when the hook does, or when what it returns cannot be encoded again. */
   decodeValue (payload: string): unknown {
     try {
-      return this.#options.decode(payload)
+      const value = this.#options.decode(payload)
+      // JSON.parse takes any depth but JSON.stringify overflows the stack: data nested that deep
+      // would fail every request. Only a long payload can nest that deep, so short ones skip the check.
+      if (payload.length >= SHALLOW) this.#options.encode(value as SessionRecordData)
+      return value
     } catch (err) {
       throw new FST_RS_DECODE_FAILED((err as Error).message, { cause: err })
     }
