@@ -24,16 +24,17 @@ export interface CodecOptions {
 interface Algorithm {
   tag: number
   compress: (bytes: Buffer) => Buffer
-  decompress: (bytes: Buffer) => Buffer
+  /** throws once the output would exceed `maxOutputLength` bytes */
+  decompress: (bytes: Buffer, maxOutputLength: number) => Buffer
 }
 
 // Sessions are written on the request path: brotli's default quality (11) costs milliseconds, 5 a fraction.
 const BROTLI_QUALITY = { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } }
 
 const ALGORITHMS: Record<CompressionAlgorithm, Algorithm> = {
-  deflate: { tag: 0x64, compress: (bytes) => deflateSync(bytes), decompress: (bytes) => inflateSync(bytes) },
-  gzip: { tag: 0x67, compress: (bytes) => gzipSync(bytes), decompress: (bytes) => gunzipSync(bytes) },
-  brotli: { tag: 0x62, compress: (bytes) => brotliCompressSync(bytes, BROTLI_QUALITY), decompress: (bytes) => brotliDecompressSync(bytes) }
+  deflate: { tag: 0x64, compress: (bytes) => deflateSync(bytes), decompress: (bytes, maxOutputLength) => inflateSync(bytes, { maxOutputLength }) },
+  gzip: { tag: 0x67, compress: (bytes) => gzipSync(bytes), decompress: (bytes, maxOutputLength) => gunzipSync(bytes, { maxOutputLength }) },
+  brotli: { tag: 0x62, compress: (bytes) => brotliCompressSync(bytes, BROTLI_QUALITY), decompress: (bytes, maxOutputLength) => brotliDecompressSync(bytes, { maxOutputLength }) }
 }
 const BY_TAG = new Map(Object.values(ALGORITHMS).map((algorithm) => [algorithm.tag, algorithm]))
 
@@ -46,11 +47,13 @@ const COMPRESSED = 0xff
 
 /**
  * Turns session data into stored text or bytes and back: the encode/decode hooks, compression,
- * and the `maxSize` limit on what is stored.
+ * and the `maxSize` limit on what is stored and what it inflates to.
  */
 export class Codec {
   /** Stored payloads may be bytes (compression is on): stores must read them as Buffers. */
   readonly binary: boolean
+  /** bytes: the most a session encodes to, is stored as, or inflates to */
+  readonly maxSize: number
   readonly #options: CodecOptions
   readonly #algorithm: Algorithm | undefined
 
@@ -58,6 +61,7 @@ export class Codec {
     this.#options = options
     this.#algorithm = options.compress === undefined ? undefined : ALGORITHMS[options.compress.algorithm]
     this.binary = this.#algorithm !== undefined
+    this.maxSize = options.maxSize
   }
 
   encode (data: SessionRecordData): string {
@@ -99,17 +103,31 @@ export class Codec {
     return Buffer.concat([Buffer.of(COMPRESSED, this.#algorithm.tag), this.#algorithm.compress(bytes)])
   }
 
-  /** The encoded payload back from what `pack` stored; plain and compressed records both unpack. */
-  unpack (stored: Stored): string {
+  /**
+   * The encoded payload back from what `pack` stored; plain and compressed records both unpack.
+   * Compressed bytes inflate to at most `limit` bytes (default `maxSize`, which no encoded
+   * session exceeds), so a few stored bytes cannot become a huge allocation.
+   */
+  unpack (stored: Stored, limit = this.maxSize): string {
     if (typeof stored === 'string') return stored
     if (stored[0] !== COMPRESSED) return stored.toString()
     const algorithm = BY_TAG.get(stored[1])
     if (algorithm === undefined) throw new FST_RS_DECODE_FAILED('the record is compressed with an unknown algorithm')
     try {
-      return algorithm.decompress(stored.subarray(2)).toString()
+      // a record's other values may have used up the limit, and zlib takes none below 1
+      return algorithm.decompress(stored.subarray(2), Math.max(limit, 1)).toString()
     } catch (err) {
       throw new FST_RS_DECODE_FAILED((err as Error).message, { cause: err })
     }
+  }
+
+  /**
+   * With compression, throws FST_RS_SESSION_TOO_LARGE when the encoded payloads exceed `maxSize`
+   * (together: the hash layout's values), however small they compress: `unpack` inflates no more.
+   * Without, the stored bytes contain them and `checkSize` suffices.
+   */
+  checkEncodedSize (payloads: string | readonly string[]): void {
+    if (this.binary) this.checkSize(payloads)
   }
 
   /** Throws FST_RS_SESSION_TOO_LARGE when the bytes about to be stored exceed `maxSize`. */

@@ -64,7 +64,7 @@ export interface RedisSessionOptions {
   decode?: (payload: string) => Record<string, unknown>
   /** An undecodable record gives a fresh session instead of a 500; default false */
   deserializationFailsNew?: boolean
-  /** Largest stored session in bytes; default 1 MiB */
+  /** Largest stored session in bytes (with `compress`, also before compression); default 1 MiB */
   maxSize?: number
   /**
    * Storage layout; default `'string'`. `'string'`: one key per session, the whole session
@@ -84,7 +84,8 @@ export interface RedisSessionOptions {
   /**
    * Compress encoded sessions (node:zlib) from `threshold` bytes on (default 400) with
    * `algorithm` (default `'deflate'`); smaller ones stay plain. Both kinds always decode, so it
-   * can be turned on at any time. `maxSize` applies to the compressed bytes. Default false.
+   * can be turned on at any time. `maxSize` applies to the encoded session and to the compressed
+   * bytes, so no record inflates beyond it. Default false.
    * @example
    * { compress: { threshold: 1024, algorithm: 'brotli' } }
    */

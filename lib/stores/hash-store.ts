@@ -88,11 +88,13 @@ export class HashStore extends KeyPerSessionStore implements Store {
     const { header, timeout } = formatHeader(request.session, this.#options)
     const changed: Stored[] = []
     const stored: Stored[] = [META, header]
+    const payloads: string[] = []
     if (header !== before.meta) changed.push(META, header)
     const kept = new Set<string>()
     for (const [field, value] of Object.entries(request.session.data)) {
       const payload = codec.encodeValue(value)
       if (payload === undefined) continue
+      payloads.push(payload)
       const old = before.fields.get(field)
       const packed = old?.payload === payload ? old.stored : codec.pack(payload)
       if (packed !== old?.stored) changed.push(field, packed)
@@ -101,6 +103,7 @@ export class HashStore extends KeyPerSessionStore implements Store {
     }
     const deleted = [...before.fields.keys()].filter((field) => !kept.has(field))
     if (changed.length === 0 && deleted.length === 0) return 'unchanged'
+    codec.checkEncodedSize(payloads)
     codec.checkSize(stored)
 
     const args = [request.isNew ? '0' : '1', redisTtl ? timeout : '', deleted.length, ...deleted, ...changed]
@@ -122,6 +125,8 @@ export class HashStore extends KeyPerSessionStore implements Store {
     const fields: HashSnapshot['fields'] = new Map()
     const entries: Array<[string, unknown]> = []
     let meta: string | undefined
+    // a save keeps the values within maxSize together, so together they inflate to no more
+    let inflatable = codec.maxSize
     for (let i = 0; i < reply.length; i += 2) {
       const field = reply[i].toString()
       const stored = reply[i + 1]
@@ -129,7 +134,8 @@ export class HashStore extends KeyPerSessionStore implements Store {
         meta = stored.toString()
         continue
       }
-      const payload = codec.unpack(stored)
+      const payload = codec.unpack(stored, inflatable)
+      inflatable -= payload.length
       fields.set(field, { payload, stored })
       entries.push([field, codec.decodeValue(payload)])
     }

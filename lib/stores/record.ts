@@ -69,6 +69,7 @@ export interface EncodedRecord {
 export function encodeRecord (codec: Codec, expiry: Expiry, request: SaveRequest): EncodedRecord | undefined {
   const payload = codec.encode(request.session.data)
   if (request.onlyIfChanged && payload === request.snapshot) return undefined
+  codec.checkEncodedSize(payload)
   const { header, timeout } = formatHeader(request.session, expiry)
   const packed = codec.pack(payload)
   const value = typeof packed === 'string' ? `${header}|${packed}` : Buffer.concat([Buffer.from(header + '|'), packed])
