@@ -27,6 +27,11 @@ function routes (app: FastifyInstance): void {
     request.session.set('noise', randomBytes(3000).toString('base64'))
     return {}
   })
+  app.get('/long-owner', async (request) => {
+    request.session.set('n', 1)
+    request.session.setOwner('o'.repeat(2000))
+    return {}
+  })
   app.get('/count', async (request) => {
     request.session.set('n', (request.session.get('n') as number | undefined ?? 0) + 1)
     return {}
@@ -101,7 +106,9 @@ for (const layout of LAYOUTS) {
       // the cart alone fits; with the token it does not, also when the hash layout stores them apart
       const tight = await buildApp(t, { layout, maxSize: Buffer.byteLength(JSON.stringify(cart)) + 10, compress: {} }, routes, {}, shared)
       const plain = await buildApp(t, { layout, maxSize: 1500 }, routes, {}, shared)
-      for (const [setup, url] of [[tight, '/large'], [tight, '/noise'], [plain, '/large']] as const) {
+      // the stored bytes count too: a long owner in the header beside a small session
+      const header = await buildApp(t, { layout, maxSize: 1500, compress: { threshold: 0 } }, routes, {}, shared)
+      for (const [setup, url] of [[tight, '/large'], [tight, '/noise'], [plain, '/large'], [header, '/long-owner']] as const) {
         const response = await setup.request(url)
         t.equal(response.statusCode, 500, `${url} ${setup === plain ? 'uncompressed' : 'compressed'}`)
         t.equal(response.json().code, 'FST_RS_SESSION_TOO_LARGE')
