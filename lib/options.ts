@@ -5,6 +5,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Compression, CompressionAlgorithm } from './codec.js'
 import type { CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
+import { MAX_TIMEOUT } from './stores/record.js'
 
 /** TLS settings for the Redis connection (PEM strings or Buffers). */
 export interface TlsSettings {
@@ -52,7 +53,7 @@ export interface RedisSessionOptions {
   commandTimeout?: number
   /** Key prefix; default `sess:` */
   prefix?: string
-  /** Sliding timeout in seconds; `0` or `null` never expires; default 1200 */
+  /** Sliding timeout in seconds, at most a century; `0` or `null` never expires; default 1200 */
   timeout?: number | null
   /** `false` = LRU mode: no TTL in Redis, expiry enforced from stored times; default true */
   redisTtl?: boolean
@@ -177,7 +178,8 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   connectTimeout: Milliseconds,
   commandTimeout: Milliseconds,
   prefix: Type.String(),
-  timeout: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  // Redis refuses an EXPIRE whose deadline overflows; stored headers are bounded the same
+  timeout: Type.Union([Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT }), Type.Null()]),
   redisTtl: Type.Boolean(),
   detectChanges: Type.Boolean(),
   encode: Fn,

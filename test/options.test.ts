@@ -104,6 +104,7 @@ t.test('connection settings are checked down to the nested path', async (t) => {
   ])
   t.same(badPaths(await registerError({ ...valid, cluster: { nodes: [] } })), ['/cluster/nodes'])
   t.same(badPaths(await registerError({ ...valid, tls: 'yes' })), ['/tls'])
+  t.same(badPaths(await registerError({ ...valid, timeout: 100 * 365 * 24 * 3600 + 1 })), ['/timeout'], 'more than a century: no EXPIRE would take it')
 })
 
 t.test('valid values of every kind are not reported', async (t) => {
