@@ -4,25 +4,14 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { RedisSessionOptions } from '../lib/index.js'
 import { CookieSigner } from '../lib/cookie.js'
 import { commandDelta } from './helpers/index.js'
-import { buildApp, idOf, privateRedis, SECRET, sessionCookie, type TestApp } from './helpers/app.js'
+import { buildApp, counterRoutes, idOf, privateRedis, SECRET, sessionCookie, setCookies, type TestApp } from './helpers/app.js'
 
 function routes (app: FastifyInstance): void {
-  app.get('/read', async (request) => ({ n: request.session.get('n') ?? null, isNew: request.session.isNew }))
-  app.get('/write', async (request) => {
-    const n = (request.session.get('n') as number | undefined ?? 0) + 1
-    request.session.set('n', n)
-    return { n }
-  })
+  counterRoutes(app)
   app.get('/destroy', async (request) => {
     await request.session.destroy()
     return {}
   })
-}
-
-/** Every Set-Cookie line of the response. */
-function setCookies (response: LightMyRequestResponse): string[] {
-  const header = response.headers['set-cookie']
-  return header === undefined ? [] : Array.isArray(header) ? header : [header]
 }
 
 /** The one Set-Cookie line of the session cookie, with its attributes after the value. */

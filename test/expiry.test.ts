@@ -2,15 +2,10 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { RedisSessionOptions } from '../lib/index.js'
 import { commandDelta, startRedis } from './helpers/index.js'
-import { buildApp, idOf, privateRedis, sessionCookie, type TestApp } from './helpers/app.js'
+import { buildApp, counterRoutes, idOf, privateRedis, sessionCookie, type TestApp } from './helpers/app.js'
 
 function routes (app: FastifyInstance): void {
-  app.get('/read', async (request) => ({ n: request.session.get('n') ?? null, isNew: request.session.isNew }))
-  app.get('/write', async (request) => {
-    const n = (request.session.get('n') as number | undefined ?? 0) + 1
-    request.session.set('n', n)
-    return { n }
-  })
+  counterRoutes(app)
   app.get<{ Querystring: { seconds: string } }>('/adjust', async (request) => {
     request.session.adjustTimeout(Number(request.query.seconds))
     request.session.set('n', request.session.get('n', 0))

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../lib/index.js'
 import { CookieSigner } from '../lib/cookie.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
-import { buildApp, idOf, privateRedis, SECRET, sessionCookie, type TestApp } from './helpers/app.js'
+import { buildApp, idOf, privateRedis, SECRET, sessionCookie, setCookies, type TestApp } from './helpers/app.js'
 
 // Session fixation and leakage: an id the client brings is never adopted, regenerate() kills the
 // old id, no id ever reaches the logs, and every cookie carries the configured attributes.
@@ -45,11 +45,6 @@ function routes (app: FastifyInstance): void {
     await request.session.destroy()
     return {}
   })
-}
-
-function setCookies (response: LightMyRequestResponse): string[] {
-  const header = response.headers['set-cookie']
-  return header === undefined ? [] : Array.isArray(header) ? header : [header]
 }
 
 const redis = await privateRedis(t)

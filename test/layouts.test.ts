@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../lib/index.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
 import { commandDelta, startCluster, startRedis, waitFor } from './helpers/index.js'
-import { buildApp, idOf, privateRedis, recordTraffic, sessionCookie, type TestApp } from './helpers/app.js'
+import { buildApp, counterRoutes, idOf, privateRedis, recordTraffic, sessionCookie, type TestApp } from './helpers/app.js'
 
 // The behaviour every layout promises, run once per layout. Where the layouts differ (keys,
 // expiry bookkeeping, commands) the facts below say how.
@@ -80,11 +80,7 @@ const FACTS: Record<Layout, LayoutFacts> = {
 }
 
 function routes (app: FastifyInstance): void {
-  app.get('/write', async (request) => {
-    request.session.set('n', (request.session.get('n') as number | undefined ?? 0) + 1)
-    return { n: request.session.get('n') }
-  })
-  app.get('/read', async (request) => ({ n: request.session.get('n') ?? null, isNew: request.session.isNew }))
+  counterRoutes(app)
   app.get('/show', async (request) => ({ data: request.session.toJSON(), isNew: request.session.isNew }))
   app.get('/seed', async (request) => {
     request.session.set('keep', 1)

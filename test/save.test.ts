@@ -1,13 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, idOf, privateRedis, sessionCookie } from './helpers/app.js'
+import { buildApp, counterRoutes, idOf, privateRedis, sessionCookie } from './helpers/app.js'
 
 function routes (app: FastifyInstance): void {
-  app.get('/write', async (request) => {
-    request.session.set('n', (request.session.get('n') as number | undefined ?? 0) + 1)
-    return { n: request.session.get('n') }
-  })
-  app.get('/read', async (request) => ({ n: request.session.get('n') ?? null, isNew: request.session.isNew }))
+  counterRoutes(app)
   app.get('/fail', async (request) => {
     request.session.set('failed', true)
     throw Object.assign(new Error('boom'), { statusCode: 400 })

@@ -51,11 +51,28 @@ export async function buildApp (
   return { app, redis, admin, request }
 }
 
+/**
+ * The routes most tests share: `/read` answers the counter `n` (null when absent) and `isNew`,
+ * `/write` increments `n` and answers it.
+ */
+export function counterRoutes (app: FastifyInstance): void {
+  app.get('/read', async (request) => ({ n: request.session.get('n') ?? null, isNew: request.session.isNew }))
+  app.get('/write', async (request) => {
+    const n = (request.session.get('n') as number | undefined ?? 0) + 1
+    request.session.set('n', n)
+    return { n }
+  })
+}
+
+/** Every Set-Cookie line of the response. */
+export function setCookies (response: LightMyRequestResponse): string[] {
+  const header = response.headers['set-cookie']
+  return header === undefined ? [] : Array.isArray(header) ? header : [header]
+}
+
 /** The `name=value` pair of the response's session cookie, or undefined when none was set. */
 export function sessionCookie (response: LightMyRequestResponse, name = 'session'): string | undefined {
-  const header = response.headers['set-cookie']
-  const all = header === undefined ? [] : Array.isArray(header) ? header : [header]
-  return all.map((line) => line.split(';')[0]).find((pair) => pair.startsWith(name + '='))
+  return setCookies(response).map((line) => line.split(';')[0]).find((pair) => pair.startsWith(name + '='))
 }
 
 /** The session id inside a `session=<id>.<signature>` pair. */
