@@ -4,7 +4,7 @@ import { MAX_TIMEOUT } from './record.js'
 /**
  * Defines `timeoutOf(header, fallback)`: the seconds a session lives, its own timeout leading its
  * header (`<own timeout>:<createdAt>:<expiresAt>`) or else the configured `fallback`. An own
- * timeout beyond MAX_TIMEOUT counts as none, as with any header parseHeader refuses: the record
+ * timeout beyond MAX_TIMEOUT counts as none, as with any header loadedSession refuses: the record
  * then fails to decode, instead of the script failing on an EXPIRE Redis will not take.
  */
 export const TIMEOUT_OF = `local function timeoutOf(header, fallback)
