@@ -2,11 +2,15 @@ import { Command, type Cluster, type Redis } from 'ioredis'
 import { FST_RS_DECODE_FAILED, FST_RS_STORE_UNAVAILABLE } from '../errors.js'
 import type { SaveResult, StoreOptions } from './store.js'
 
+/** ioredis attaches the command's arguments (session key and data) to its errors: keep them out of logs. */
+function withoutArguments (err: unknown): Error {
+  delete (err as { command?: unknown }).command
+  return err as Error
+}
+
 /** Rethrows a Redis failure as FST_RS_STORE_UNAVAILABLE (503) with the original as cause. */
 export function unavailable (err: unknown): never {
-  // ioredis attaches the command's arguments (session key and data) to its errors: keep them out of logs
-  delete (err as { command?: unknown }).command
-  throw new FST_RS_STORE_UNAVAILABLE((err as Error).message, { cause: err })
+  throw new FST_RS_STORE_UNAVAILABLE((err as Error).message, { cause: withoutArguments(err) })
 }
 
 /** Any Redis failure becomes FST_RS_STORE_UNAVAILABLE (503) with the original as cause. */
@@ -21,8 +25,7 @@ export async function unavailableOnError<T> (promise: Promise<T>): Promise<T> {
 export function unreadable (err: unknown): never {
   // Redis 7 starts the message with the code; 6.2 wraps a script's error in ERR
   if (!(err as Error).message.includes('WRONGTYPE')) unavailable(err)
-  delete (err as { command?: unknown }).command
-  throw new FST_RS_DECODE_FAILED('the session key holds another Redis type', { cause: err })
+  throw new FST_RS_DECODE_FAILED('the session key holds another Redis type', { cause: withoutArguments(err) })
 }
 
 /** A read of a session's record: see `unreadable`. */
