@@ -57,12 +57,9 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     if (session === null) throw new Error('This route has no session (config: { session: false })')
     return session
   }
-  function attach (request: FastifyRequest, session: RedisSession): void {
+  function attach (request: FastifyRequest, session: RedisSession | null): void {
     (request as unknown as Decorated)[decorator] = session
   }
-
-  let optOuts = false
-  fastify.addHook('onRoute', (route) => { if (route.config?.session === false) optOuts = true })
 
   fastify.addHook('onRequest', function loadSession (request, reply, done) {
     // @fastify/flash, when registered, brings its own flash with the same storage
@@ -70,8 +67,13 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       request.flash = requestFlash
       reply.flash = replyFlash
     }
-    // request.routeOptions builds an object per access: look only when some route opted out
-    if (optOuts && request.routeOptions.config.session === false) return done()
+    // asked per request, not noted in onRoute: routes declared before this plugin loads (register
+    // without await, the usual style) never reach its onRoute hook
+    // (and set: the decorator's null misses requests of child plugins registered before this one)
+    if (request.routeOptions.config.session === false) {
+      attach(request, null)
+      return done()
+    }
     const header = request.headers.cookie
     const value = header === undefined ? undefined : readCookie(header, cookieName)
     const verified = value === undefined ? null : signer.verify(value)
