@@ -46,7 +46,13 @@ export interface Session {
   changed (): void
   /**
    * A new id, and the old record deleted in the same round trip as the save: call it on login.
-   * Keeps all data, or only the keys listed in `keep`.
+   * Without `keep` the session starts afresh, as in express-session and @fastify/session: no data,
+   * no owner, the configured timeout (so a logout that regenerates leaves nothing behind). With
+   * `keep`, the listed keys stay, and so do the owner and the session's own timeout.
+   * @example
+   * await request.session.regenerate()                           // login, logout
+   * await request.session.regenerate(['cart'])                   // login, keeping the cart
+   * await request.session.regenerate(request.session.keys())     // a new id, everything kept
    */
   regenerate (keep?: Array<keyof SessionData & string>): Promise<void>
   /** Deletes the record now and expires the cookie; the request goes on with an empty new session. */
@@ -196,8 +202,11 @@ export class RedisSession implements Session {
   }
 
   async regenerate (keep?: string[]): Promise<void> {
-    if (keep !== undefined) {
-      for (const key of Object.keys(this)) if (!keep.includes(key)) delete this[key]
+    for (const key of Object.keys(this)) if (keep === undefined || !keep.includes(key)) delete this[key]
+    // without `keep`, a session of its own: the next person at this browser inherits nothing
+    if (keep === undefined) {
+      this.#state.owner = undefined
+      this.#state.timeout = undefined
     }
     this.#replaceRecord()
     this.#state.modified = true

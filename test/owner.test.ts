@@ -25,7 +25,12 @@ function routes (app: FastifyInstance): void {
     return {}
   })
   app.get('/regenerate', async (request) => {
+    await request.session.regenerate(request.session.keys())
+    return {}
+  })
+  app.get('/regenerate-afresh', async (request) => {
     await request.session.regenerate()
+    request.session.set('visitor', true)
     return {}
   })
   app.get('/logout', async (request) => {
@@ -79,6 +84,14 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
       t.same(await admin.smembers(ownerKey('dee')), [idOf(second)], 'the new id replaced the old one')
       await request('/logout', second)
       t.same(await admin.smembers(ownerKey('dee')), [], 'destroy leaves the index at once')
+    })
+
+    t.test('regenerate() without keep leaves the owner behind (a logout)', async (t) => {
+      const first = await login('ida')
+      const second = sessionCookie(await request('/regenerate-afresh', first)) as string
+      t.not(idOf(second), idOf(first))
+      t.same(await admin.smembers(ownerKey('ida')), [], 'the new session is no longer filed under ida')
+      t.same(await store.listByOwner('ida'), [])
     })
 
     t.test('a session handed to another owner moves index', async (t) => {

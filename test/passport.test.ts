@@ -100,6 +100,14 @@ t.test('@fastify/passport with a local strategy', async (t) => {
     t.same((await request('/me', renewed)).json(), { user: null, authenticated: false, data: {} })
   })
 
+  t.test('logout leaves nothing behind for the next person at that browser (issue 11, point 13)', async (t) => {
+    const loggedIn = sessionCookie(await login('ada', 'lovelace')) as string
+    await request('/visit', loggedIn) // a cart, filled while logged in
+    t.same((await request('/me', loggedIn)).json().data, { passport: '1', cart: ['tea'] })
+    const renewed = sessionCookie(await request('/logout', loggedIn, 'POST')) as string
+    t.same((await request('/me', renewed)).json(), { user: null, authenticated: false, data: {} }, 'no cart')
+  })
+
   t.test('a wrong password gets a 401 and no session', async (t) => {
     const response = await login('ada', 'wrong')
     t.equal(response.statusCode, 401)

@@ -109,7 +109,7 @@ t.test('a slower request never brings back a session destroyed or regenerated me
         })
         app.get('/end', async (request) => {
           if (ending === 'destroy') await request.session.destroy()
-          else await request.session.regenerate()
+          else await request.session.regenerate(request.session.keys())
           return {}
         })
       }, { logger: { level: 'debug', stream: { write: (line: string) => logs.push(line) } } })

@@ -46,6 +46,17 @@ function routes (app: FastifyInstance): void {
     await request.session.regenerate(['keep'])
     return { changed: before !== request.session.id, keys: request.session.keys(), isNew: request.session.isNew }
   })
+  app.get('/regenerate-afresh', async (request) => {
+    request.flash('info', 'left behind')
+    request.session.adjustTimeout(60)
+    await request.session.regenerate()
+    return { keys: request.session.keys() }
+  })
+  app.get('/regenerate-all', async (request) => {
+    request.session.adjustTimeout(60)
+    await request.session.regenerate(request.session.keys())
+    return { keys: request.session.keys() }
+  })
   app.get('/destroy', async (request) => {
     await request.session.destroy()
     return { keys: request.session.keys(), isNew: request.session.isNew }
@@ -127,6 +138,27 @@ t.test('the Session API', async (t) => {
     t.same((await request('/show', renewed)).json().data, { keep: 1 })
     const old = await request('/show', cookie)
     t.equal(old.json().isNew, true, 'the old cookie gets a fresh, empty session')
+  })
+
+  t.test('regenerate() without keep starts afresh: no data, no flash, the configured timeout (issue 11, point 13)', async (t) => {
+    const cookie = sessionCookie(await request('/seed')) as string
+    const response = await request('/regenerate-afresh', cookie)
+    t.same(response.json(), { keys: [] })
+    t.equal(await admin.exists('sess:' + idOf(cookie)), 0, 'the old id is dead')
+    const renewed = sessionCookie(response) as string
+    t.same((await request('/show', renewed)).json().data, {}, 'the new session holds nothing of the old one')
+    const ttl = await admin.ttl('sess:' + idOf(renewed))
+    t.ok(ttl > 60, `the configured timeout, not the one adjusted before regenerate() (ttl ${ttl})`)
+  })
+
+  t.test('regenerate(session.keys()) keeps everything, its own timeout included', async (t) => {
+    const cookie = sessionCookie(await request('/seed')) as string
+    const response = await request('/regenerate-all', cookie)
+    t.same(response.json(), { keys: ['keep', 'drop'] })
+    const renewed = sessionCookie(response) as string
+    t.same((await request('/show', renewed)).json().data, { keep: 1, drop: 2 })
+    const ttl = await admin.ttl('sess:' + idOf(renewed))
+    t.ok(ttl > 0 && ttl <= 60, `the own timeout went along (ttl ${ttl})`)
   })
 
   t.test('destroy() deletes the record and expires the cookie', async (t) => {
