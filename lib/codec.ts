@@ -42,18 +42,25 @@ const BY_TAG = new Map(Object.values(ALGORITHMS).map((algorithm) => [algorithm.t
 // JSON.stringify takes with room to spare (it overflows Node's default stack at about 4000)
 const SHALLOW = 4096
 
+/**
+ * Bytes a compressed session may inflate to, unless `maxSize` is larger: a bound against
+ * decompression bombs that stays far above what sessions compress from (deflate shrinks at most
+ * about 1000 times, JSON sessions 3 to 20 times), so `maxSize` alone decides what can be stored.
+ */
+export const INFLATE_LIMIT = 16 * 1024 * 1024
+
 // 0xFF never occurs in UTF-8 text, so a payload starting with it cannot be a plain one; the next byte names the algorithm
 const COMPRESSED = 0xff
 
 /**
  * Turns session data into stored text or bytes and back: the encode/decode hooks, compression,
- * and the `maxSize` limit on what is stored and what it inflates to.
+ * the `maxSize` limit on what is stored, and `maxInflated` on what it inflates to.
  */
 export class Codec {
   /** Stored payloads may be bytes (compression is on): stores must read them as Buffers. */
   readonly binary: boolean
-  /** bytes: the most a session encodes to, is stored as, or inflates to */
-  readonly maxSize: number
+  /** bytes: the most a stored session inflates to, and so the most a compressed one may encode to */
+  readonly maxInflated: number
   readonly #options: CodecOptions
   readonly #algorithm: Algorithm | undefined
 
@@ -61,7 +68,7 @@ export class Codec {
     this.#options = options
     this.#algorithm = options.compress === undefined ? undefined : ALGORITHMS[options.compress.algorithm]
     this.binary = this.#algorithm !== undefined
-    this.maxSize = options.maxSize
+    this.maxInflated = Math.max(options.maxSize, INFLATE_LIMIT)
   }
 
   encode (data: SessionRecordData): string {
@@ -105,10 +112,10 @@ export class Codec {
 
   /**
    * The encoded payload back from what `pack` stored; plain and compressed records both unpack.
-   * Compressed bytes inflate to at most `limit` bytes (default `maxSize`, which no encoded
+   * Compressed bytes inflate to at most `limit` bytes (default `maxInflated`, which no saved
    * session exceeds), so a few stored bytes cannot become a huge allocation.
    */
-  unpack (stored: Stored, limit = this.maxSize): string {
+  unpack (stored: Stored, limit = this.maxInflated): string {
     if (typeof stored === 'string') return stored
     if (stored[0] !== COMPRESSED) return stored.toString()
     const algorithm = BY_TAG.get(stored[1])
@@ -122,24 +129,32 @@ export class Codec {
   }
 
   /**
-   * With compression, throws FST_RS_SESSION_TOO_LARGE when the encoded payloads exceed `maxSize`
-   * (together: the hash layout's values), however small they compress: `unpack` inflates no more.
-   * Without, the stored bytes contain them and `checkSize` suffices.
+   * With compression, throws FST_RS_SESSION_TOO_LARGE when the encoded payloads (together: the
+   * hash layout's values) exceed `maxInflated`, however small they compress: `unpack` inflates no
+   * more. Without, the stored bytes contain them and `checkSize` suffices.
    */
   checkEncodedSize (payloads: string | readonly string[]): void {
-    if (this.binary) this.checkSize(payloads)
+    if (!this.binary) return
+    const size = byteSize(payloads, this.maxInflated)
+    if (size > this.maxInflated) throw new FST_RS_SESSION_TOO_LARGE(size, `the ${this.maxInflated} bytes a stored session may inflate to`)
   }
 
   /** Throws FST_RS_SESSION_TOO_LARGE when the bytes about to be stored exceed `maxSize`. */
   checkSize (stored: Stored | readonly Stored[]): void {
-    const parts = typeof stored === 'string' || Buffer.isBuffer(stored) ? [stored] : stored
     const { maxSize } = this.#options
-    // a UTF-8 string takes at most 3 bytes per UTF-16 unit: skip the byte count when it cannot be exceeded
-    let bound = 0
-    for (const part of parts) bound += typeof part === 'string' ? part.length * 3 : part.length
-    if (bound <= maxSize) return
-    let size = 0
-    for (const part of parts) size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
-    if (size > maxSize) throw new FST_RS_SESSION_TOO_LARGE(size, maxSize)
+    const size = byteSize(stored, maxSize)
+    if (size > maxSize) throw new FST_RS_SESSION_TOO_LARGE(size, `maxSize (${maxSize}); keep less in the session, or raise maxSize`)
   }
+}
+
+/** The bytes of `stored`, or a bound at or below `limit` when that is all the caller needs to know. */
+function byteSize (stored: Stored | readonly Stored[], limit: number): number {
+  const parts = typeof stored === 'string' || Buffer.isBuffer(stored) ? [stored] : stored
+  // a UTF-8 string takes at most 3 bytes per UTF-16 unit: skip the byte count when it cannot be exceeded
+  let bound = 0
+  for (const part of parts) bound += typeof part === 'string' ? part.length * 3 : part.length
+  if (bound <= limit) return bound
+  let size = 0
+  for (const part of parts) size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
+  return size
 }

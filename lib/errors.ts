@@ -14,8 +14,8 @@ export const FST_RS_CONNECTION_REJECTED = createError<'FST_RS_CONNECTION_REJECTE
 /** A stored session could not be decoded (and `deserializationFailsNew` is off). */
 export const FST_RS_DECODE_FAILED = createError<'FST_RS_DECODE_FAILED', 500, Detail>('FST_RS_DECODE_FAILED', 'Stored session could not be decoded: %s', 500)
 
-/** The encoded session is larger than `maxSize`; nothing was written. */
-export const FST_RS_SESSION_TOO_LARGE = createError<'FST_RS_SESSION_TOO_LARGE', 500, [size: number, maxSize: number]>('FST_RS_SESSION_TOO_LARGE', 'Session is %d bytes encoded, more than maxSize (%d)', 500)
+/** The session would be stored in more than `maxSize` bytes (or inflate beyond its limit); nothing was written. */
+export const FST_RS_SESSION_TOO_LARGE = createError<'FST_RS_SESSION_TOO_LARGE', 500, [size: number, limit: string]>('FST_RS_SESSION_TOO_LARGE', 'Session is %d bytes, more than %s. Nothing was written', 500)
 
 /**
  * Every error this plugin creates, by code, for `instanceof` checks.

@@ -65,7 +65,7 @@ export interface RedisSessionOptions {
   decode?: (payload: string) => Record<string, unknown>
   /** An undecodable record gives a fresh session instead of a 500; default false */
   deserializationFailsNew?: boolean
-  /** Largest stored session in bytes (with `compress`, also before compression); default 1 MiB */
+  /** Largest stored session in bytes, as stored (compressed, with `compress`); default 1 MiB */
   maxSize?: number
   /**
    * Storage layout; default `'string'`. `'string'`: one key per session, the whole session
@@ -85,8 +85,8 @@ export interface RedisSessionOptions {
   /**
    * Compress encoded sessions (node:zlib) from `threshold` bytes on (default 400) with
    * `algorithm` (default `'deflate'`); smaller ones stay plain. Both kinds always decode, so it
-   * can be turned on at any time. `maxSize` applies to the encoded session and to the compressed
-   * bytes, so no record inflates beyond it. Default false.
+   * can be turned on at any time. `maxSize` applies to the compressed bytes; decompression stops
+   * at 16 MiB (or `maxSize`, if larger) against bombs, and a save beyond that is refused. Default false.
    * @example
    * { compress: { threshold: 1024, algorithm: 'brotli' } }
    */

@@ -2,6 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
+import { INFLATE_LIMIT } from '../lib/codec.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
 import { buildApp, idOf, privateRedis, sessionCookie } from './helpers/app.js'
 
@@ -97,22 +98,39 @@ for (const layout of LAYOUTS) {
       t.same((await brotli.request('/show', zipped)).json().data, { cart, token })
     })
 
-    t.test('maxSize bounds the encoded session however small it compresses, since no record inflates beyond it', async (t) => {
+    t.test('maxSize bounds the stored bytes: a session larger than maxSize that compresses below it is stored (issue 11, point 2)', async (t) => {
       const encoded = Buffer.byteLength(JSON.stringify({ cart, token }))
-      const fits = await buildApp(t, { layout, maxSize: encoded, compress: {} }, routes, {}, shared)
-      const cookie = sessionCookie(await fits.request('/large')) as string
-      t.ok((await storedData(layout, admin, idOf(cookie), field)).length < encoded / 3, 'a session of maxSize bytes is stored compressed')
+      const fits = await buildApp(t, { layout, maxSize: Math.ceil(encoded / 2), compress: {} }, routes, {}, shared)
+      const response = await fits.request('/large')
+      t.equal(response.statusCode, 200, `${encoded} bytes encoded, maxSize ${Math.ceil(encoded / 2)}`)
+      const cookie = sessionCookie(response) as string
+      t.ok((await storedData(layout, admin, idOf(cookie), field)).length < encoded / 3, 'stored compressed')
       t.same((await fits.request('/show', cookie)).json().data, { cart, token }, 'and reads back')
-      // the cart alone fits; with the token it does not, also when the hash layout stores them apart
-      const tight = await buildApp(t, { layout, maxSize: Buffer.byteLength(JSON.stringify(cart)) + 10, compress: {} }, routes, {}, shared)
+      // random text does not compress below maxSize; nor do the plain bytes without compression
+      const tight = await buildApp(t, { layout, maxSize: 1500, compress: {} }, routes, {}, shared)
       const plain = await buildApp(t, { layout, maxSize: 1500 }, routes, {}, shared)
       // the stored bytes count too: a long owner in the header beside a small session
       const header = await buildApp(t, { layout, maxSize: 1500, compress: { threshold: 0 } }, routes, {}, shared)
-      for (const [setup, url] of [[tight, '/large'], [tight, '/noise'], [plain, '/large'], [header, '/long-owner']] as const) {
-        const response = await setup.request(url)
-        t.equal(response.statusCode, 500, `${url} ${setup === plain ? 'uncompressed' : 'compressed'}`)
-        t.equal(response.json().code, 'FST_RS_SESSION_TOO_LARGE')
+      for (const [setup, url] of [[tight, '/noise'], [plain, '/large'], [header, '/long-owner']] as const) {
+        const refused = await setup.request(url)
+        t.equal(refused.statusCode, 500, `${url} ${setup === plain ? 'uncompressed' : 'compressed'}`)
+        t.equal(refused.json().code, 'FST_RS_SESSION_TOO_LARGE')
+        t.match(refused.json().message, /more than maxSize \(1500\); keep less in the session, or raise maxSize/)
       }
+    })
+
+    t.test(`a session that would inflate beyond ${INFLATE_LIMIT} bytes is refused, however small it compresses`, async (t) => {
+      const { request } = await buildApp(t, { layout, compress: {} }, (app) => {
+        app.get('/huge', async (request) => {
+          request.session.set('a', 'a'.repeat(INFLATE_LIMIT / 2))
+          request.session.set('b', 'b'.repeat(INFLATE_LIMIT / 2))
+          return {}
+        })
+      }, {}, shared)
+      const refused = await request('/huge')
+      t.equal(refused.json().code, 'FST_RS_SESSION_TOO_LARGE')
+      t.match(refused.json().message, `more than the ${INFLATE_LIMIT} bytes a stored session may inflate to`)
+      t.equal(sessionCookie(refused), undefined, 'nothing stored')
     })
 
     t.test('LRU mode reads compressed records too', async (t) => {

@@ -4,6 +4,7 @@ import { brotliCompressSync, deflateSync } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { RedisSessionOptions } from '../lib/index.js'
+import { INFLATE_LIMIT } from '../lib/codec.js'
 import { bucketKeys } from '../lib/stores/buckets.js'
 import { RedisSession } from '../lib/session.js'
 import { buildApp, idOf, privateRedis, sessionCookie, type TestApp } from './helpers/app.js'
@@ -45,8 +46,8 @@ const PROTO = ['__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toStr
 const objectWith = (entries: Array<[string, string]>): string => '{' + entries.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',') + '}'
 const nested = objectWith([['a', `{"__proto__":${POLLUTE},"constructor":{"prototype":${POLLUTE}}}`], ['b', `[{"__proto__":${POLLUTE}}]`]])
 const reservedData = objectWith([...METHODS, ...PROTO].map((name) => [name, POLLUTE] as [string, string]).concat([['ok', '1']]))
-// 8 MiB, which deflate stores in 8 KB and brotli in a few bytes
-const A_LOT = 'a'.repeat(8 << 20)
+// beyond what decompression may produce, which deflate stores in 32 KB and brotli in a few bytes
+const A_LOT = 'a'.repeat(INFLATE_LIMIT * 2)
 const bomb = (compress: (bytes: Buffer) => Buffer, text: string): Buffer => Buffer.concat([Buffer.of(0xff, compress === deflateSync ? 0x64 : 0x62), compress(Buffer.from(text))])
 const withHeader = (bytes: Buffer): Buffer => Buffer.concat([Buffer.from(HEADER + '|'), bytes])
 const deep = (depth: number): string => '{"deep":' + '['.repeat(depth) + ']'.repeat(depth) + '}'
@@ -73,12 +74,12 @@ const CASES: HostileCase[] = [
   { name: 'a deep array (200 000 levels)', outcome: 'undecodable', whole: HEADER + '|' + '['.repeat(200_000) + ']'.repeat(200_000) },
   { name: '2 MB of garbage', outcome: 'undecodable', whole: 'x'.repeat(2 * 1024 * 1024), fields: [['__proto__', HEADER], ['x', '{' + 'x'.repeat(2 * 1024 * 1024)]] },
   { name: 'compressed marker with an unknown algorithm', outcome: 'undecodable', compressed: true, whole: Buffer.concat([Buffer.from(HEADER + '|'), Buffer.of(0xff, 0x7a), randomBytes(64)]), fields: [['__proto__', HEADER], ['x', Buffer.concat([Buffer.of(0xff, 0x7a), randomBytes(64)])]] },
-  // small records that inflate far beyond maxSize: decompression stops at maxSize
+  // small records that inflate far beyond INFLATE_LIMIT: decompression stops there
   { name: 'a deflate bomb', outcome: 'undecodable', compressed: true, whole: withHeader(bomb(deflateSync, `{"bomb":"${A_LOT}"}`)), fields: [['__proto__', HEADER], ['bomb', bomb(deflateSync, `"${A_LOT}"`)]] },
   { name: 'a brotli bomb', outcome: 'undecodable', compressed: true, whole: withHeader(bomb(brotliCompressSync, `{"bomb":"${A_LOT}"}`)), fields: [['__proto__', HEADER], ['bomb', bomb(brotliCompressSync, `"${A_LOT}"`)]] },
-  // each value within maxSize, together beyond it: a save refuses that, so a load does too (three:
+  // each value within INFLATE_LIMIT, together beyond it: a save refuses that, so a load does too (three:
   // a fourth would have Redis rehash the hash as it is read, changing the DUMP this suite compares)
-  { name: 'values that inflate beyond maxSize together', outcome: 'undecodable', compressed: true, fields: [['__proto__', HEADER], ...['a', 'b', 'c'].map((name) => [name, bomb(deflateSync, `"${name.repeat(MAX_SIZE * 0.75)}"`)] as [string, Stored])] },
+  { name: 'values that inflate beyond INFLATE_LIMIT together', outcome: 'undecodable', compressed: true, fields: [['__proto__', HEADER], ...['a', 'b', 'c'].map((name) => [name, bomb(deflateSync, `"${name.repeat(INFLATE_LIMIT * 0.4)}"`)] as [string, Stored])] },
   { name: 'compressed marker with damaged deflate data', outcome: 'undecodable', compressed: true, whole: Buffer.concat([Buffer.from(HEADER + '|'), Buffer.of(0xff, 0x64), randomBytes(64)]), fields: [['__proto__', HEADER], ['x', Buffer.concat([Buffer.of(0xff, 0x64), randomBytes(64)])]] },
   // the load scripts slide the expiry by the header's own timeout: one EXPIRE refuses must not fail them
   { name: 'a timeout too large for EXPIRE in the header', outcome: 'undecodable', whole: `99999999999999999999:${now}:|{}`, fields: [['__proto__', `99999999999999999999:${now}:`], ['ok', '1']] },

@@ -16,7 +16,7 @@ const writer = async (request: { session: { set: (key: string, value: unknown) =
 
 const styles: Record<string, (app: FastifyInstance) => Promise<void>> = {
   'register without await, routes declared right after': async (app) => {
-    void app.register(redisSession, { secret: SECRET, url: redis.url })
+    app.register(redisSession, { secret: SECRET, url: redis.url })
     app.get('/out', { config: { session: false } }, optedOut)
     app.get('/write', writer)
   },
@@ -35,7 +35,7 @@ const styles: Record<string, (app: FastifyInstance) => Promise<void>> = {
   },
   'routes in a child plugin after an awaited register': async (app) => {
     await app.register(redisSession, { secret: SECRET, url: redis.url })
-    void app.register(async (child) => {
+    app.register(async (child) => {
       child.get('/out', { config: { session: false } }, optedOut)
       child.get('/write', writer)
     }, { prefix: '' })

@@ -136,7 +136,7 @@ describe('errorCodes', () => {
     const err = new errorCodes.FST_RS_STORE_UNAVAILABLE('down')
     expect(err.code).type.toBe<'FST_RS_STORE_UNAVAILABLE'>()
     expect(err.statusCode).type.toBe<503>()
-    expect(new errorCodes.FST_RS_SESSION_TOO_LARGE(2, 1).code).type.toBe<'FST_RS_SESSION_TOO_LARGE'>()
+    expect(new errorCodes.FST_RS_SESSION_TOO_LARGE(2, 'maxSize (1)').code).type.toBe<'FST_RS_SESSION_TOO_LARGE'>()
     expect(errorCodes).type.toHaveProperty('FST_RS_INVALID_OPTIONS')
     expect(errorCodes).type.toHaveProperty('FST_RS_DECODE_FAILED')
   })

@@ -125,8 +125,8 @@ export class HashStore extends KeyPerSessionStore implements Store {
     const fields: HashSnapshot['fields'] = new Map()
     const entries: Array<[string, unknown]> = []
     let meta: string | undefined
-    // a save keeps the values within maxSize together, so together they inflate to no more
-    let inflatable = codec.maxSize
+    // a save keeps the values within maxInflated together, so together they inflate to no more
+    let inflatable = codec.maxInflated
     for (let i = 0; i < reply.length; i += 2) {
       const field = reply[i].toString()
       const stored = reply[i + 1]
