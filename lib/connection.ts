@@ -1,4 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions, type SentinelAddress, type SentinelConnectionOptions } from 'ioredis'
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls'
 import { FST_RS_CONNECTION_REJECTED } from './errors.js'
@@ -226,18 +225,4 @@ export async function checkAccess (client: Redis | Cluster, needs: AccessNeeds):
   if (denied.length > 0) {
     throw new FST_RS_CONNECTION_REJECTED(`the ACL denies the user ${denied.join(', ')} on keys like ${key}`)
   }
-}
-
-/** Logs the first error of each outage as a warning and the retries that follow at debug level. */
-export function reportConnectionErrors (client: Redis | Cluster, log: FastifyBaseLogger): void {
-  let down = false
-  client.on('ready', () => { down = false })
-  client.on('error', (error: Error) => {
-    if (down) {
-      log.debug({ err: error }, 'Redis connection still failing')
-    } else {
-      down = true
-      log.warn({ err: error }, 'Redis connection failed; session requests get 503 until it is back')
-    }
-  })
 }

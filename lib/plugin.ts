@@ -1,10 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { checkAccess, connect, firstConnection, reportConnectionErrors } from './connection.js'
+import { checkAccess, connect, firstConnection } from './connection.js'
 import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from './cookie.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
+import { OutageWatch } from './outage.js'
 import { RedisSession } from './session.js'
 import { createStore, scheduleSweeps, sessionStoreApi } from './stores/index.js'
 import type { LoadedSession } from './stores/store.js'
@@ -14,8 +15,8 @@ type Decorated = Record<string, RedisSession | null>
 async function redisSessions (fastify: FastifyInstance, options: RedisSessionOptions): Promise<void> {
   const opts = resolveOptions(options)
   const { client, owned } = connect(opts.connection)
+  const watch = new OutageWatch(client, fastify.log)
   if (owned) {
-    reportConnectionErrors(client, fastify.log)
     fastify.addHook('onClose', async () => {
       if (client.status !== 'ready') return client.disconnect()
       // resolved on 'end' only: events.once would reject on the errors a closing connection may emit
@@ -41,9 +42,10 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   }
   const signer = new CookieSigner(opts.secrets)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
-  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => await store.destroy(id, owner)
+  const guard = watch.guard.bind(watch)
+  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => await guard(async () => await store.destroy(id, owner))
 
-  fastify.decorate(decorator + 'Store', sessionStoreApi(store))
+  fastify.decorate(decorator + 'Store', sessionStoreApi(store, guard))
   fastify.decorateRequest(decorator, null)
 
   function requestFlash (this: FastifyRequest, type: string, ...messages: unknown[]): number {
@@ -81,6 +83,8 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       attach(request, new RedisSession(destroyRecord))
       return done()
     }
+    const outage = watch.outage()
+    if (outage !== undefined) return done(outage)
     store.load(verified.id).then((record: LoadedSession | null) => {
       const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now())
       attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
@@ -124,6 +128,8 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       return done(null, payload)
     }
 
+    const outage = watch.outage()
+    if (outage !== undefined) return done(outage)
     const wasNew = state.isNew
     state.saving = true
     store.save({

@@ -78,14 +78,17 @@ export interface SessionStore {
   destroyByOwner (owner: string): Promise<number>
 }
 
-export function sessionStoreApi (store: OwnerIndexedStore): SessionStore {
+/** Runs a store call, or rejects at once while the connection is known to be down. */
+export type Guard = <T>(call: () => Promise<T>) => Promise<T>
+
+export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard): SessionStore {
   return {
     client: store.client,
-    get: async (id) => isValidId(id) ? await store.get(id) : null,
-    destroy: async (id) => { if (isValidId(id)) await store.destroy(id) },
-    sweep: async () => await store.sweep(),
-    ping: async () => await store.ping(),
-    listByOwner: async (owner) => await store.listByOwner(owner),
-    destroyByOwner: async (owner) => await store.destroyByOwner(owner)
+    get: async (id) => isValidId(id) ? await guard(async () => await store.get(id)) : null,
+    destroy: async (id) => { if (isValidId(id)) await guard(async () => await store.destroy(id)) },
+    sweep: async () => await guard(async () => await store.sweep()),
+    ping: async () => await guard(async () => await store.ping()),
+    listByOwner: async (owner) => await guard(async () => await store.listByOwner(owner)),
+    destroyByOwner: async (owner) => await guard(async () => await store.destroyByOwner(owner))
   }
 }
