@@ -2,7 +2,7 @@
 // saying which connection is down and why, and the log says it once per outage.
 import t from 'tap'
 import Fastify from 'fastify'
-import redisSession from '../lib/index.js'
+import redisSession, { errorCodes } from '../lib/index.js'
 import { startRedis, waitFor } from './helpers/index.js'
 import { counterRoutes, SECRET, sessionCookie } from './helpers/app.js'
 
@@ -18,6 +18,14 @@ t.test('Redis down: 503 at once naming host:port and the reason, logged once; ba
   app.register(redisSession, { secret: SECRET, url: redis.url, commandTimeout })
   counterRoutes(app)
   app.get('/ping', { config: { session: false } }, async () => { await app.sessionStore.ping(); return {} })
+  // the README's handler that keeps each 503 out of the error log
+  app.setErrorHandler((err, request, reply) => {
+    if (err instanceof errorCodes.FST_RS_STORE_UNAVAILABLE) {
+      return reply.code(503).header('retry-after', '1')
+        .send({ statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message })
+    }
+    throw err
+  })
   await app.ready()
   const cookie = sessionCookie(await app.inject('/write')) as string
 
@@ -42,6 +50,7 @@ t.test('Redis down: 503 at once naming host:port and the reason, logged once; ba
   const warnings = logs.filter((line) => line.level === 40)
   t.equal(warnings.length, 1, 'one warning for the outage, however many requests and retries')
   t.match(warnings[0]?.msg, `Redis connection to 127.0.0.1:${redis.port} failed`)
+  t.same(logs.filter((line) => line.level >= 50), [], 'and, with the README\'s error handler, no error line per request')
 
   await redis.revive()
   await waitFor(async () => (await app.inject({ url: '/write' })).statusCode === 200, { what: 'sessions to work again', timeout: 5000 })
