@@ -1,11 +1,10 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
-import { main, USAGE } from '../lib/cli.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
-import { startCluster, startRedis, waitFor } from './helpers/index.js'
-import { buildApp, idOf, privateRedis, sessionCookie, type TestApp } from './helpers/app.js'
+import { startCluster, waitFor } from './helpers/index.js'
+import { buildApp, privateRedis } from './helpers/app.js'
+import { expireInBucket as expire, newSessions } from './helpers/sessions.js'
 
 const PREFIX = 'sess:'
 
@@ -14,22 +13,6 @@ function routes (app: FastifyInstance): void {
     request.session.set('n', 1)
     return {}
   })
-}
-
-/** Backdates a session's expiry in its bucket's index, as time passing would. */
-async function expire (client: Redis | Cluster, id: string, buckets: number): Promise<void> {
-  await client.zadd(bucketKeys(PREFIX, bucketOf(id, buckets)).index, Date.now() - 1000, id)
-}
-
-async function newSessions (setup: TestApp, count: number): Promise<string[]> {
-  return await Promise.all(Array.from({ length: count }, async () => idOf(sessionCookie(await setup.request('/write')) as string)))
-}
-
-async function run (argv: string[]): Promise<{ code: number, out: string, err: string }> {
-  let out = ''
-  let err = ''
-  const code = await main(argv, { write: (text) => { out += text } }, { write: (text) => { err += text } })
-  return { code, out, err }
 }
 
 t.test('sweep() removes the expired sessions of the bucketed layout, and only those', async (t) => {
@@ -126,44 +109,7 @@ t.test('buckets and sweepInterval are bucketed options', async (t) => {
   await t.rejects(buildApp(t, { layout: 'columnar' as 'hash' }, routes, {}, shared), { message: /\/layout / })
 })
 
-t.test('CLI: fastify-redis-sessions sweep | stats', async (t) => {
-  const setup = await buildApp(t, { layout: 'bucketed', buckets: 16, prefix: PREFIX }, routes)
-  const ids = await newSessions(setup, 6)
-  for (const id of ids.slice(0, 2)) await expire(setup.admin, id, 16)
-  const target = ['--url', setup.redis.url, '--prefix', PREFIX, '--buckets', '16']
-
-  const stats = await run(['stats', ...target])
-  t.equal(stats.code, 0)
-  const [, sessions, bytes] = /^sessions (\d+)\nbytes (\d+)\n$/.exec(stats.out) ?? []
-  t.equal(Number(sessions), 6, 'expired but not yet swept sessions count')
-  t.ok(Number(bytes) > 0)
-  t.same(await run(['sweep', ...target]), { code: 0, out: 'removed 2 expired sessions\n', err: '' })
-  t.match((await run(['stats', ...target])).out, /^sessions 4\n/)
-
-  t.same(await run(['--help']), { code: 0, out: USAGE + '\n', err: '' })
-  for (const [argv, problem] of [
-    [[], 'a command is required'],
-    [['purge', '--url', setup.redis.url], 'unknown command "purge"'],
-    [['sweep', 'now', '--url', setup.redis.url], 'unexpected argument "now"'],
-    [['sweep'], 'give either --url or --cluster'],
-    [['sweep', '--url', setup.redis.url, '--buckets', 'many'], '--buckets must be a whole number'],
-    [['sweep', '--cluster', 'localhost'], '--cluster takes host:port pairs, not "localhost"'],
-    [['sweep', '--verbose'], 'Unknown option \'--verbose\'']
-  ] as const) {
-    const result = await run([...argv])
-    t.equal(result.code, 2, problem)
-    t.ok(result.err.startsWith(problem), result.err.split('\n')[0])
-    t.ok(result.err.endsWith(USAGE + '\n'))
-  }
-
-  const locked = await startRedis({ password: 'secret' })
-  t.teardown(async () => await locked.stop())
-  const refused = await run(['sweep', '--url', `redis://127.0.0.1:${locked.port}`, '--buckets', '1'])
-  t.equal(refused.code, 1)
-  t.match(refused.err, /^sweep failed: Redis rejected the connection: NOAUTH/)
-})
-
-t.test('on Redis Cluster: buckets and their indexes share a slot, sweeps and the CLI reach every node', async (t) => {
+t.test('on Redis Cluster: buckets and their indexes share a slot, sweeps reach every node', async (t) => {
   const cluster = await startCluster()
   t.teardown(async () => await cluster.stop())
   const admin = cluster.servers[0].admin()
@@ -174,11 +120,4 @@ t.test('on Redis Cluster: buckets and their indexes share a slot, sweeps and the
   const ids = await newSessions(setup, 12)
   for (const id of ids.slice(0, 5)) await expire(client, id, 32)
   t.equal(await setup.app.sessionStore.sweep(), 5)
-
-  for (const id of ids.slice(5, 7)) await expire(client, id, 32)
-  const nodes = cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')
-  const target = ['--cluster', nodes, '--buckets', '32']
-  t.match((await run(['stats', ...target])).out, /^sessions 7\nbytes \d+\n$/)
-  t.same(await run(['sweep', ...target]), { code: 0, out: 'removed 2 expired sessions\n', err: '' })
-  t.match((await run(['stats', ...target])).out, /^sessions 5\n/)
 })

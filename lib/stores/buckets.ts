@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { NOW } from './lua.js'
 import { defineScript } from './redis-calls.js'
+import type { SessionStats } from './store.js'
 
 /** The bucketed layout's keys of one bucket; the hash tag keeps both in one Cluster slot. */
 export interface BucketKeys {
@@ -64,15 +65,9 @@ export async function sweepBuckets (client: Redis | Cluster, prefix: string, buc
   return removed
 }
 
-export interface BucketStats {
-  /** sessions stored, expired ones not yet swept included */
-  sessions: number
-  /** what Redis reports (`MEMORY USAGE`) for the buckets and their indexes */
-  bytes: number
-}
-
-export async function bucketStats (client: Redis | Cluster, prefix: string, buckets: number): Promise<BucketStats> {
-  const stats: BucketStats = { sessions: 0, bytes: 0 }
+/** Counts the sessions (expired ones not yet swept included) and the bytes of the buckets and their indexes. */
+export async function bucketStats (client: Redis | Cluster, prefix: string, buckets: number): Promise<SessionStats> {
+  const stats: SessionStats = { sessions: 0, bytes: 0 }
   await forEachBucket(buckets, async (bucket) => {
     const { hash, index } = bucketKeys(prefix, bucket)
     const [sessions, hashBytes, indexBytes] = await Promise.all([

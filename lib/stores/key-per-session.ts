@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
+import { isValidId } from '../id.js'
 import { unavailableOnError } from './redis-calls.js'
-import type { StoreOptions } from './store.js'
+import type { SessionStats, StoreOptions } from './store.js'
 
 /** What the layouts with one key per session share: a destroy is a DEL, and Redis expires the keys itself. */
 export abstract class KeyPerSessionStore {
@@ -24,4 +25,32 @@ export abstract class KeyPerSessionStore {
   async ping (): Promise<void> {
     await unavailableOnError(this.client.ping())
   }
+}
+
+/**
+ * Counts the sessions of the `'string'` or `'hash'` layout (each stored as a Redis value of that
+ * type) and the bytes Redis reports for them. SCAN walks every key of every master: this serves the
+ * command line, an operator's tool, and never a request. Other keys under the prefix (owner indexes,
+ * a bucketed layout's buckets, the app's own) are not sessions: their names are no session id.
+ */
+export async function keyPerSessionStats (client: Redis | Cluster, prefix: string, layout: 'string' | 'hash'): Promise<SessionStats> {
+  const stats: SessionStats = { sessions: 0, bytes: 0 }
+  const masters = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+  await Promise.all(masters.map(async (node) => {
+    const scan = node.scanStream({ match: escapeGlob(prefix) + '*', type: layout, count: 1000 })
+    for await (const keys of scan as AsyncIterable<string[]>) {
+      const sessions = keys.filter((key) => isValidId(key.slice(prefix.length)))
+      const sizes = await Promise.all(sessions.map(async (key) => await client.memory('USAGE', key)))
+      // null: the session expired since the SCAN saw it
+      const found = sizes.filter((size) => size !== null)
+      stats.sessions += found.length
+      stats.bytes += found.reduce((sum, size) => sum + size, 0)
+    }
+  }))
+  return stats
+}
+
+/** The prefix as a SCAN MATCH pattern that matches it literally. */
+function escapeGlob (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
 }

@@ -54,6 +54,13 @@ export interface Store {
   ping (): Promise<void>
 }
 
+/** What `npx fastify-redis-sessions stats` reports of a layout's sessions. */
+export interface SessionStats {
+  sessions: number
+  /** what Redis reports (`MEMORY USAGE`) for the keys that hold them */
+  bytes: number
+}
+
 /** What every layout is built from. */
 export interface StoreOptions {
   client: Redis | Cluster
