@@ -55,7 +55,8 @@ function problemsAt (schema: Schema, value: unknown, path: string, root: Schema)
 }
 
 function objectProblems (schema: Schema, value: Record<string, unknown>, path: string, root: Schema): string[] {
-  const properties = schema.properties ?? {}
+  // TypeBox gives every object schema its properties and every array schema its items
+  const properties = schema.properties as Record<string, Schema>
   const problems: string[] = []
   for (const key of schema.required ?? []) {
     if (value[key] === undefined) problems.push(`${path}/${key} is required` + hintOf(properties[key]))
@@ -74,7 +75,7 @@ function objectProblems (schema: Schema, value: Record<string, unknown>, path: s
 function arrayProblems (schema: Schema, value: unknown[], path: string, root: Schema): string[] {
   const minItems = schema.minItems ?? 0
   if (value.length < minItems) return [tooShort(path, schema, minItems, 'item', value.length)]
-  return value.flatMap((item, index) => problemsAt(schema.items ?? {}, item, `${path}/${index}`, root))
+  return value.flatMap((item, index) => problemsAt(schema.items as Schema, item, `${path}/${index}`, root))
 }
 
 function unknownKey (siblings: string[], key: string, path: string, root: Schema): string {
@@ -212,7 +213,7 @@ function expected (schema: Schema): string {
     case 'number': return 'a number'
     case 'null': return 'null'
     case 'array': return 'an array'
-    case 'object': return `an object { ${Object.keys(schema.properties ?? {}).map((key) => schema.required?.includes(key) === true ? key : key + '?').join(', ')} }`
+    case 'object': return `an object { ${Object.keys(schema.properties as Record<string, Schema>).map((key) => schema.required?.includes(key) === true ? key : key + '?').join(', ')} }`
     default: return `a ${String(schema.type)}`
   }
 }

@@ -214,13 +214,14 @@ t.test('a union of literals lists the allowed values, and the one meant when onl
 })
 
 t.test('an unknown option name suggests the known one', async (t) => {
-  const err = await registerError({ ...valid, cookiename: 'sid', prefx: 'app:', maxAge: 60, cookie: { samesite: 'lax', expires: 10 }, unknownThing: true })
+  const err = await registerError({ ...valid, cookiename: 'sid', prefx: 'app:', maxAge: 60, threshold: 1, cookie: { samesite: 'lax', expires: 10 }, unknownThing: true })
   t.same(problems(err).sort(), [
     '/cookie/expires is not a known option',
     '/cookie/samesite is not a known option (did you mean /cookie/sameSite?)',
     '/cookiename is not a known option (did you mean /cookieName?)',
     '/maxAge is not a known option (did you mean /cookie/maxAge?)',
     '/prefx is not a known option (did you mean /prefix?)',
+    '/threshold is not a known option (did you mean /compress/threshold?)',
     '/unknownThing is not a known option'
   ])
 })
@@ -252,6 +253,9 @@ t.test('strings that may be secrets are described, never echoed', async (t) => {
     [{ secret: [] }, '/secret must not be empty'],
     [{ url: 'localhost:6379/' + secret }, '/url must be a URL starting with redis:// (or rediss:// for TLS)'],
     [{ password: 12345 }, '/password must be a string (got a number)'],
+    [{ url: 6379 }, '/url must be a URL starting with redis:// (or rediss:// for TLS) (got a number)'],
+    [{ secret: [SECRET, undefined] }, '/secret/1 must be a string (got undefined): generate one with `openssl rand -base64 48`'],
+    [{ prefix: () => 'app:' }, '/prefix must be a string (got a function)'],
     [{ tls: { key: 12345 } }, '/tls/key must be a PEM string or Buffer (got a number)'],
     [{ encode: secret }, '/encode must be a function (got a string)']
   ]
@@ -266,6 +270,10 @@ t.test('names and paths say what they may contain', async (t) => {
     [{ host: '' }, '/host must not be empty'],
     [{ cookie: 'secure' }, "/cookie must be an object { path?, domain?, httpOnly?, sameSite?, secure?, maxAge?, partitioned? } (got 'secure')"],
     [{ replicas: { count: 1 } }, '/replicas/timeout is required'],
+    [{ replicas: 2 }, '/replicas must be an object { count, timeout } (got 2)'],
+    [{ port: null }, '/port must be a whole number (got null)'],
+    [{ layout: 'x'.repeat(50) }, `/layout must be one of 'string', 'hash', 'bucketed' (got '${'x'.repeat(40)}…')`],
+    [{ layout: "it's\n" }, "/layout must be one of 'string', 'hash', 'bucketed' (got 'it\\'s\\n')"],
     [{ cluster: { nodes: [] } }, '/cluster/nodes must not be empty'],
     [{ client: {} }, '/client must be an ioredis Redis or Cluster instance (got an object)']
   ]
