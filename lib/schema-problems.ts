@@ -58,15 +58,14 @@ function objectProblems (schema: Schema, value: Record<string, unknown>, path: s
   // TypeBox gives every object schema its properties and every array schema its items
   const properties = schema.properties as Record<string, Schema>
   const problems: string[] = []
-  for (const key of schema.required ?? []) {
-    if (value[key] === undefined) problems.push(`${path}/${key} is required` + hintOf(properties[key]))
+  // in the schema's order, so the same mistakes read the same however the options were written
+  for (const [key, property] of Object.entries(properties)) {
+    if (value[key] !== undefined) problems.push(...problemsAt(property, value[key], `${path}/${key}`, root))
+    else if (schema.required?.includes(key) === true) problems.push(`${path}/${key} is required` + hintOf(property))
   }
-  for (const [key, item] of Object.entries(value)) {
-    const property = properties[key] as Schema | undefined
-    if (property === undefined) {
-      if (schema.additionalProperties === false) problems.push(unknownKey(Object.keys(properties), key, path, root))
-    } else if (item !== undefined) {
-      problems.push(...problemsAt(property, item, `${path}/${key}`, root))
+  if (schema.additionalProperties === false) {
+    for (const key of Object.keys(value)) {
+      if (!Object.hasOwn(properties, key)) problems.push(unknownKey(Object.keys(properties), key, path, root))
     }
   }
   return problems
