@@ -95,7 +95,13 @@ export interface RedisSessionOptions {
   replicas?: { count: number, timeout: number }
   /** default `session` */
   cookieName?: string
-  /** Merged with `{ path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' }`; `maxAge` in seconds. */
+  /**
+   * Merged with `{ path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' }`. `maxAge` is in
+   * seconds, at most 400 days (what browsers keep). A new session whose cookie the browser would
+   * drop (Secure on plain http) is not stored, and the cause is logged once.
+   * @example
+   * { cookie: { maxAge: 7 * 24 * 3600, sameSite: 'strict' } }
+   */
   cookie?: Partial<CookieAttributes>
   /** Save the session and set the cookie on error responses too; default true */
   cookieOnException?: boolean
