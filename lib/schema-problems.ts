@@ -36,7 +36,7 @@ interface Schema extends ProblemKeywords {
  * name, a number written as a string or a duration, seconds given in milliseconds.
  * @example
  * schemaProblems(Type.Object({ sameSite: Type.Union([Type.Literal('lax'), Type.Literal(false)]) }), { sameSite: 'Lax' })
- * // ["/sameSite must be one of 'lax', false (got 'Lax'; did you mean 'lax'?)"]
+ * // ["/sameSite must be 'lax' or false (got 'Lax'): did you mean 'lax'?"]
  */
 export function schemaProblems (schema: TSchema, value: unknown, path = ''): string[] {
   return problemsAt(schema as Schema, value, path, schema as Schema)
