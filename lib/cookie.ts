@@ -20,6 +20,9 @@ export interface VerifiedCookie {
   stale: boolean
 }
 
+/** Browsers cap a cookie's lifetime at 400 days (RFC 6265bis), in seconds. */
+export const MAX_COOKIE_AGE = 400 * 24 * 3600
+
 const SIGNATURE_LENGTH = 43
 /**
  * Verified cookie values kept per generation (two are kept), so a returning client costs no HMAC

@@ -1,10 +1,10 @@
 import Type, { type TSchema } from 'typebox'
-import { Value } from 'typebox/value'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { Compression, CompressionAlgorithm } from './codec.js'
-import type { CookieAttributes } from './cookie.js'
+import { MAX_COOKIE_AGE, type CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
+import { schemaProblems } from './schema-problems.js'
 import { MAX_TIMEOUT } from './stores/record.js'
 
 /** TLS settings for the Redis connection (PEM strings or Buffers). */
@@ -95,7 +95,13 @@ export interface RedisSessionOptions {
   replicas?: { count: number, timeout: number }
   /** default `session` */
   cookieName?: string
-  /** Merged with `{ path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' }`; `maxAge` in seconds. */
+  /**
+   * Merged with `{ path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' }`. `maxAge` is in
+   * seconds, at most 400 days (what browsers keep). A new session whose cookie the browser would
+   * drop (Secure on plain http) is not stored, and the cause is logged once.
+   * @example
+   * { cookie: { maxAge: 7 * 24 * 3600, sameSite: 'strict' } }
+   */
   cookie?: Partial<CookieAttributes>
   /** Save the session and set the cookie on error responses too; default true */
   cookieOnException?: boolean
@@ -151,13 +157,12 @@ const TlsSchema = Type.Union([
   }, { additionalProperties: false })
 ])
 const Node = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false })
-const Secret = Type.String({ minLength: 32 })
-const Milliseconds = Type.Integer({ minimum: 1 })
+const Secret = Type.String({ minLength: 32, hint: 'generate one with `openssl rand -base64 48`' })
+const Milliseconds = Type.Integer({ minimum: 1, unit: 'milliseconds' })
 
-/** One schema per option, so every bad option is reported even past TypeBox's error limit. */
 const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   secret: Type.Union([Secret, Type.Array(Secret, { minItems: 1 })]),
-  url: Type.String({ pattern: '^rediss?://' }),
+  url: Type.String({ pattern: '^rediss?://', description: 'a URL starting with redis:// (or rediss:// for TLS)' }),
   host: Type.String({ minLength: 1 }),
   port: Type.Integer({ minimum: 1, maximum: 65535 }),
   db: Type.Integer({ minimum: 0 }),
@@ -179,7 +184,7 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   commandTimeout: Milliseconds,
   prefix: Type.String(),
   // Redis refuses an EXPIRE whose deadline overflows; stored headers are bounded the same
-  timeout: Type.Union([Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT }), Type.Null()]),
+  timeout: Type.Union([Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT, unit: 'seconds' }), Type.Null()]),
   redisTtl: Type.Boolean(),
   detectChanges: Type.Boolean(),
   encode: Fn,
@@ -188,7 +193,7 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   maxSize: Type.Integer({ minimum: 1 }),
   layout: Type.Union([Type.Literal('string'), Type.Literal('hash'), Type.Literal('bucketed')]),
   buckets: Type.Integer({ minimum: 1 }),
-  sweepInterval: Type.Number({ exclusiveMinimum: 0 }),
+  sweepInterval: Type.Number({ exclusiveMinimum: 0, unit: 'seconds' }),
   compress: Type.Union([
     Type.Literal(false),
     Type.Object({
@@ -197,20 +202,20 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
     }, { additionalProperties: false })
   ]),
   replicas: Type.Object({ count: Type.Integer({ minimum: 1 }), timeout: Milliseconds }, { additionalProperties: false }),
-  cookieName: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }),
+  cookieName: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', description: 'a cookie name: letters, digits and !#$%&\'*+.^_`|~- only (no spaces, ;, = or quotes)' }),
   cookie: Type.Object({
-    path: Type.Optional(Type.String({ pattern: '^/[^;\\s]*$' })),
-    domain: Type.Optional(Type.String({ pattern: '^[^;\\s]+$' })),
+    path: Type.Optional(Type.String({ pattern: '^/[^;\\s]*$', description: "a path starting with / without ';' or whitespace" })),
+    domain: Type.Optional(Type.String({ pattern: '^[^;\\s]+$', description: "a domain without ';' or whitespace" })),
     httpOnly: Type.Optional(Type.Boolean()),
     sameSite: Type.Optional(Type.Union([Type.Literal('lax'), Type.Literal('strict'), Type.Literal('none'), Type.Literal(false)])),
     secure: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('auto')])),
-    // Max-Age=0 would make browsers drop the cookie at once
-    maxAge: Type.Optional(Type.Integer({ minimum: 1 })),
+    // Max-Age=0 would make browsers drop the cookie at once; they cap it at 400 days
+    maxAge: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_COOKIE_AGE, unit: 'seconds' })),
     partitioned: Type.Optional(Type.Boolean())
   }, { additionalProperties: false }),
   cookieOnException: Type.Boolean(),
   shouldSetCookie: Fn,
-  decorator: Type.String({ pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$' })
+  decorator: Type.String({ pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', description: 'a JavaScript identifier (letters, digits, _ and $, not starting with a digit)' })
 }
 
 /** The whole options schema, for documentation and tooling. */
@@ -278,37 +283,15 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
 
 function findProblems (options: Record<string, unknown>): string[] {
   if (typeof options !== 'object' || options === null) return ['options must be an object']
-  const problems: string[] = []
-  if (options.secret === undefined) problems.push('/secret is required')
-  for (const [key, value] of Object.entries(options)) {
-    const schema = optionSchemas[key as keyof RedisSessionOptions]
-    if (schema === undefined) {
-      problems.push(`/${key} is not a known option`)
-    } else if (value !== undefined) {
-      problems.push(...describeErrors(schema, value, '/' + key))
-    }
-  }
+  const problems = schemaProblems(optionsSchema, options)
   const sources = CONNECTION_SOURCES.filter((key) => options[key] !== undefined)
   if (sources.length > 1) problems.push(sources.map((key) => '/' + key).join(', ') + ' are exclusive: give one way to reach Redis')
   for (const key of BUCKETED_ONLY) {
-    if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout "bucketed"`)
+    if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout 'bucketed': set /layout to 'bucketed' or remove /${key}`)
   }
   const cookie = options.cookie as Partial<CookieAttributes> | undefined
-  if (cookie?.sameSite === 'none' && cookie.secure === false) problems.push('/cookie/secure must not be false when /cookie/sameSite is "none"')
-  return problems
-}
-
-function describeErrors (schema: TSchema, value: unknown, prefix: string): string[] {
-  const byPath = new Map<string, string[]>()
-  for (const error of Value.Errors(schema, value)) {
-    if (error.keyword === 'anyOf') continue
-    const path = prefix + error.instancePath
-    const message = error.keyword === 'boolean' ? 'is not a known option' : error.message
-    const messages = byPath.get(path) ?? []
-    if (!messages.includes(message)) messages.push(message)
-    byPath.set(path, messages)
+  if (cookie?.sameSite === 'none' && cookie.secure === false) {
+    problems.push("/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true")
   }
-  // an object's "additional properties" error repeats what its child paths already say
-  return [...byPath].filter(([, messages]) => !messages.every((m) => m === 'must not have additional properties'))
-    .map(([path, messages]) => `${path} ${messages.join(' or ')}`)
+  return problems
 }

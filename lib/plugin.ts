@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { checkAccess, connect, firstConnection } from './connection.js'
 import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from './cookie.js'
+import { cookieDelivery } from './cookie-delivery.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
@@ -41,6 +42,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     fastify.addHook('preClose', stopSweeps)
   }
   const signer = new CookieSigner(opts.secrets)
+  const keptByBrowser = cookieDelivery(opts.cookieName, opts.cookie)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
   const guard = watch.guard.bind(watch)
   const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => await guard(async () => await store.destroy(id, owner))
@@ -118,8 +120,9 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     const cookieAllowed = shouldSetCookie === undefined || shouldSetCookie(request, reply)
 
     const change = RedisSession.changeState(session, detectChanges)
+    // a browser that sent no cookie of ours may be unable to keep one (a Secure cookie on http)
     const write = state.isNew
-      ? cookieAllowed && change === 'changed'
+      ? cookieAllowed && change === 'changed' && (state.cookie !== undefined || keptByBrowser(request))
       : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout))
     if (!write) {
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)

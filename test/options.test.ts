@@ -55,8 +55,9 @@ t.test('every bad option is named in one error', async (t) => {
 })
 
 t.test('secret', async (t) => {
-  t.same(problems(await registerError({})), ['/secret is required'])
-  t.same(problems(await registerError({ secret: undefined, url: 'redis://localhost' })), ['/secret is required'])
+  const required = '/secret is required: generate one with `openssl rand -base64 48`'
+  t.same(problems(await registerError({})), [required])
+  t.same(problems(await registerError({ secret: undefined, url: 'redis://localhost' })), [required])
   t.same(badPaths(await registerError({ secret: 'x'.repeat(31) })), ['/secret'], '31 characters are too few')
   t.same(badPaths(await registerError({ secret: [] })), ['/secret'], 'an empty list')
   t.same(badPaths(await registerError({ secret: 42 })), ['/secret'])
@@ -98,9 +99,9 @@ t.test('connection settings are checked down to the nested path', async (t) => {
     replicas: { count: 0 }
   })
   t.same(badPaths(err), [
-    '/commandTimeout', '/connectTimeout', '/replicas', '/replicas/count',
+    '/commandTimeout', '/connectTimeout', '/replicas/count', '/replicas/timeout',
     '/sentinel/name', '/sentinel/role', '/sentinel/sentinels/0/host', '/sentinel/sentinels/0/port',
-    '/tls', '/tls/ca', '/tls/cert', '/tls/key', '/tls/servername', '/tls/verify'
+    '/tls/ca', '/tls/cert', '/tls/key', '/tls/servername', '/tls/verify'
   ])
   t.same(badPaths(await registerError({ ...valid, cluster: { nodes: [] } })), ['/cluster/nodes'])
   t.same(badPaths(await registerError({ ...valid, tls: 'yes' })), ['/tls'])
@@ -144,20 +145,20 @@ t.test('valid values of every kind are not reported', async (t) => {
 t.test('layout, bucketed-only options and compression', async (t) => {
   t.same(badPaths(await registerError({ ...valid, layout: 'list' })), ['/layout'])
   t.same(problems(await registerError({ ...valid, buckets: 16, sweepInterval: 60 })), [
-    '/buckets only applies to layout "bucketed"',
-    '/sweepInterval only applies to layout "bucketed"'
+    "/buckets only applies to layout 'bucketed': set /layout to 'bucketed' or remove /buckets",
+    "/sweepInterval only applies to layout 'bucketed': set /layout to 'bucketed' or remove /sweepInterval"
   ])
-  t.same(problems(await registerError({ ...valid, layout: 'hash', buckets: 16 })), ['/buckets only applies to layout "bucketed"'])
+  t.same(badPaths(await registerError({ ...valid, layout: 'hash', buckets: 16 })), ['/buckets'])
   t.same(badPaths(await registerError({ ...valid, layout: 'bucketed', buckets: 0, sweepInterval: 0 })), ['/buckets', '/sweepInterval'])
   t.same(badPaths(await registerError({ ...valid, compress: { threshold: -1, algorithm: 'zstd', level: 9 } })),
-    ['/compress', '/compress/algorithm', '/compress/level', '/compress/threshold'])
+    ['/compress/algorithm', '/compress/level', '/compress/threshold'])
   t.same(badPaths(await registerError({ ...valid, compress: true })), ['/compress'])
 })
 
 t.test('sameSite "none" needs a secure cookie', async (t) => {
   const err = await registerError({ ...valid, cookie: { sameSite: 'none', secure: false } })
   t.equal(err.code, 'FST_RS_INVALID_OPTIONS')
-  t.same(problems(err), ['/cookie/secure must not be false when /cookie/sameSite is "none"'])
+  t.same(problems(err), ["/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true"])
 })
 
 t.test('cookie path, domain and attributes', async (t) => {
@@ -175,6 +176,108 @@ t.test('cookie path, domain and attributes', async (t) => {
 
 t.test('cookie.maxAge 0 is refused', async (t) => {
   t.same(badPaths(await registerError({ ...valid, cookie: { maxAge: 0 } })), ['/cookie/maxAge'])
+})
+
+t.test('cookie.maxAge in milliseconds by habit: more than the 400 days browsers keep a cookie is refused', async (t) => {
+  const err = await registerError({ ...valid, cookie: { maxAge: 86_400_000 } })
+  t.equal(err.code, 'FST_RS_INVALID_OPTIONS')
+  t.same(problems(err), ['/cookie/maxAge is in seconds and must be at most 34560000 (400 days) (got 86400000): did you mean 86400, i.e. 1 day?'])
+  t.same(problems(await registerError({ ...valid, cookie: { maxAge: 400 * 86400 + 1 } })),
+    ['/cookie/maxAge is in seconds and must be at most 34560000 (400 days) (got 34560001)'], 'no guess when the value is not whole seconds in ms')
+  // 400 days exactly is allowed: only the known bad /port fails register
+  t.same(badPaths(await registerError({ ...valid, cookie: { maxAge: 400 * 86400 }, port: 0 })), ['/port'])
+})
+
+t.test('every bad cookie attribute is named, beyond the first few', async (t) => {
+  const err = await registerError({
+    ...valid,
+    cookie: { expires: 10, path: 'app', domain: 'a b', httpOnly: 'yes', sameSite: 'Lax', secure: 'always', maxAge: -1, partitioned: 1 }
+  })
+  t.same(badPaths(err), ['/cookie/domain', '/cookie/expires', '/cookie/httpOnly', '/cookie/maxAge', '/cookie/partitioned', '/cookie/path', '/cookie/sameSite', '/cookie/secure'])
+})
+
+t.test('a union of literals lists the allowed values, and the one meant when only case or a typo differs', async (t) => {
+  const cases: Array<[Options, string]> = [
+    [{ cookie: { sameSite: 'Lax' } }, "/cookie/sameSite must be one of 'lax', 'strict', 'none', false (got 'Lax'): did you mean 'lax'?"],
+    [{ cookie: { sameSite: 'stict' } }, "/cookie/sameSite must be one of 'lax', 'strict', 'none', false (got 'stict'): did you mean 'strict'?"],
+    [{ cookie: { sameSite: true } }, "/cookie/sameSite must be one of 'lax', 'strict', 'none', false (got true)"],
+    [{ cookie: { secure: 'always' } }, "/cookie/secure must be one of true, false, 'auto' (got 'always')"],
+    [{ cookie: { secure: 'true' } }, "/cookie/secure must be one of true, false, 'auto' (got 'true'): did you mean true?"],
+    [{ redisTtl: 'false' }, "/redisTtl must be true or false (got 'false'): did you mean false?"],
+    [{ layout: 'Hash' }, "/layout must be one of 'string', 'hash', 'bucketed' (got 'Hash'): did you mean 'hash'?"],
+    [{ layout: 'list' }, "/layout must be one of 'string', 'hash', 'bucketed' (got 'list')"],
+    [{ compress: { algorithm: 'Brotli' } }, "/compress/algorithm must be one of 'deflate', 'gzip', 'brotli' (got 'Brotli'): did you mean 'brotli'?"],
+    [{ compress: true }, '/compress must be false or an object { threshold?, algorithm? } (got true)'],
+    [{ tls: 'yes' }, "/tls must be a boolean or an object { ca?, cert?, key?, servername? } (got 'yes')"]
+  ]
+  for (const [options, message] of cases) t.same(problems(await registerError({ ...valid, ...options })), [message])
+})
+
+t.test('an unknown option name suggests the known one', async (t) => {
+  const err = await registerError({ ...valid, cookiename: 'sid', prefx: 'app:', maxAge: 60, threshold: 1, cookie: { samesite: 'lax', expires: 10 }, unknownThing: true })
+  t.same(problems(err).sort(), [
+    '/cookie/expires is not a known option',
+    '/cookie/samesite is not a known option (did you mean /cookie/sameSite?)',
+    '/cookiename is not a known option (did you mean /cookieName?)',
+    '/maxAge is not a known option (did you mean /cookie/maxAge?)',
+    '/prefx is not a known option (did you mean /prefix?)',
+    '/threshold is not a known option (did you mean /compress/threshold?)',
+    '/unknownThing is not a known option'
+  ])
+})
+
+t.test('numbers written as text or as a duration name the number meant, in the option\'s unit', async (t) => {
+  const cases: Array<[Options, string]> = [
+    [{ timeout: '20m' }, "/timeout is in seconds and must be a whole number or null (got '20m'): did you mean 1200, i.e. 20 minutes?"],
+    [{ timeout: '1 hour' }, "/timeout is in seconds and must be a whole number or null (got '1 hour'): did you mean 3600, i.e. 1 hour?"],
+    [{ timeout: -1 }, '/timeout is in seconds and must be at least 0 (got -1)'],
+    [{ commandTimeout: '2s' }, "/commandTimeout is in milliseconds and must be a whole number (got '2s'): did you mean 2000, i.e. 2 seconds?"],
+    [{ commandTimeout: 'soon' }, "/commandTimeout is in milliseconds and must be a whole number (got 'soon')"],
+    [{ port: '6379' }, "/port must be a whole number (got '6379'): did you mean 6379?"],
+    [{ port: '5s' }, "/port must be a whole number (got '5s')"],
+    [{ port: 70000 }, '/port must be at most 65535 (got 70000)'],
+    [{ db: 1.5 }, '/db must be a whole number (got 1.5)'],
+    [{ layout: 'bucketed', sweepInterval: '500ms' }, "/sweepInterval is in seconds and must be a number (got '500ms'): did you mean 0.5, i.e. 500 milliseconds?"],
+    [{ layout: 'bucketed', sweepInterval: 0 }, '/sweepInterval is in seconds and must be more than 0 (got 0)'],
+    [{ timeout: 100 * 365 * 86400 * 1000 }, '/timeout is in seconds and must be at most 3153600000 (36500 days) (got 3153600000000): did you mean 3153600000, i.e. 36500 days?']
+  ]
+  for (const [options, message] of cases) t.same(problems(await registerError({ ...valid, ...options })), [message])
+})
+
+t.test('strings that may be secrets are described, never echoed', async (t) => {
+  const secret = 'my-short-secret'
+  const cases: Array<[Options, string]> = [
+    [{ secret }, '/secret must have at least 32 characters (got 15): generate one with `openssl rand -base64 48`'],
+    [{ secret: [SECRET, secret] }, '/secret/1 must have at least 32 characters (got 15): generate one with `openssl rand -base64 48`'],
+    [{ secret: 12345 }, '/secret must be a string or an array (got a number): generate one with `openssl rand -base64 48`'],
+    [{ secret: [] }, '/secret must not be empty'],
+    [{ url: 'localhost:6379/' + secret }, '/url must be a URL starting with redis:// (or rediss:// for TLS)'],
+    [{ password: 12345 }, '/password must be a string (got a number)'],
+    [{ url: 6379 }, '/url must be a URL starting with redis:// (or rediss:// for TLS) (got a number)'],
+    [{ secret: [SECRET, undefined] }, '/secret/1 must be a string (got undefined): generate one with `openssl rand -base64 48`'],
+    [{ prefix: () => 'app:' }, '/prefix must be a string (got a function)'],
+    [{ tls: { key: 12345 } }, '/tls/key must be a PEM string or Buffer (got a number)'],
+    [{ encode: secret }, '/encode must be a function (got a string)']
+  ]
+  for (const [options, message] of cases) t.same(problems(await registerError({ ...valid, ...options })), [message])
+})
+
+t.test('names and paths say what they may contain', async (t) => {
+  const cases: Array<[Options, string]> = [
+    [{ decorator: 'my-session' }, '/decorator must be a JavaScript identifier (letters, digits, _ and $, not starting with a digit)'],
+    [{ cookieName: 'my session' }, "/cookieName must be a cookie name: letters, digits and !#$%&'*+.^_`|~- only (no spaces, ;, = or quotes)"],
+    [{ cookie: { path: 'app' } }, "/cookie/path must be a path starting with / without ';' or whitespace"],
+    [{ host: '' }, '/host must not be empty'],
+    [{ cookie: 'secure' }, "/cookie must be an object { path?, domain?, httpOnly?, sameSite?, secure?, maxAge?, partitioned? } (got 'secure')"],
+    [{ replicas: { count: 1 } }, '/replicas/timeout is required'],
+    [{ replicas: 2 }, '/replicas must be an object { count, timeout } (got 2)'],
+    [{ port: null }, '/port must be a whole number (got null)'],
+    [{ layout: 'x'.repeat(50) }, `/layout must be one of 'string', 'hash', 'bucketed' (got '${'x'.repeat(40)}…')`],
+    [{ layout: "it's\n" }, "/layout must be one of 'string', 'hash', 'bucketed' (got 'it\\'s\\n')"],
+    [{ cluster: { nodes: [] } }, '/cluster/nodes must not be empty'],
+    [{ client: {} }, '/client must be an ioredis Redis or Cluster instance (got an object)']
+  ]
+  for (const [options, message] of cases) t.same(problems(await registerError({ ...valid, ...options })), [message])
 })
 
 t.test('decorator and cookie name', async (t) => {
