@@ -148,6 +148,7 @@ function page ({ views, user, sessions, flash, load, saves, stored }) {
   .lead { margin: 0 0 1.25rem }
   .card { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 1.1rem 1.25rem; margin: 0 0 1rem }
   .card > :last-child { margin-bottom: 0 }
+  .counter { display: flex; flex-wrap: wrap; align-items: baseline; gap: .1rem .6rem; margin: 0 0 1rem }
   .count { font-size: 2.5rem; font-weight: 700; line-height: 1; font-variant-numeric: tabular-nums }
   .row { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center }
   form { margin: 0 }
@@ -162,6 +163,13 @@ function page ({ views, user, sessions, flash, load, saves, stored }) {
   .flash-success { background: #e3f4ea; border-color: #1e7b45; color: #124d2b }
   .flash-warning { background: #fff4d6; border-color: #b7791f; color: #5f3d00 }
   .flash-error { background: #fde8e8; border-color: #c53030; color: #7a1414 }
+  #flash { margin-bottom: 1rem }
+  @media (prefers-color-scheme: dark) {
+    .flash-info { background: #17264a; color: #c9dafc }
+    .flash-success { background: #15321f; color: #bfeacc }
+    .flash-warning { background: #3a2c0c; color: #f8deb0 }
+    .flash-error { background: #3d1a1a; color: #f8c4c4 }
+  }
   dl { margin: 0; display: grid; grid-template-columns: max-content 1fr; gap: .6rem 1rem }
   dt { font-weight: 600 }
   dd { margin: 0 }
@@ -178,8 +186,7 @@ function page ({ views, user, sessions, flash, load, saves, stored }) {
   <p class="lead">Sessions for Fastify, kept in Redis: loaded only when a signed cookie comes in, written at most once per request.</p>
   ${messages.length > 0 ? `<div id="flash">${messages.join('')}</div>` : ''}
   <section class="card">
-    <p class="count" id="views">${views}</p>
-    <p>view${views === 1 ? '' : 's'} of this page in this session.</p>
+    <p class="counter"><span class="count" id="views">${views}</span> view${views === 1 ? '' : 's'} of this page in this session.</p>
     <p class="row"><a class="button" id="count" href="/">Reload to count</a> <a class="button secondary" id="peek" href="/peek">Look without counting</a></p>
   </section>
   <section class="card">
