@@ -1,17 +1,22 @@
 // The demo in example/ clicked through in a real browser: Debian's Chromium driven by playwright-core.
+// test/demo.test.ts covers the demo without a browser; this file adds what only a browser shows.
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core'
 import { buildApp } from '../example/app.js'
 import { startRedis } from './helpers/index.js'
 
-const CHROMIUM = '/usr/bin/chromium'
+// CHROMIUM_PATH names the browser; empty or `none` means "no browser" (.ci/run proves `npm test` passes so)
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const noBrowser = CHROMIUM === '' || CHROMIUM === 'none'
+  ? 'no browser (CHROMIUM_PATH is empty or none)'
+  : !existsSync(CHROMIUM) && `Chromium not installed at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`
 
-t.test('the demo in headless Chromium', {
-  skip: existsSync(CHROMIUM) ? false : `Chromium not installed at ${CHROMIUM}: apt-get install chromium`
-}, async (t) => {
+t.test('the demo in headless Chromium', { skip: noBrowser }, async (t) => {
   const redis = await startRedis()
   t.teardown(async () => await redis.stop())
   const app = await buildApp({ secret: randomBytes(32).toString('base64url'), redisUrl: redis.url })
@@ -30,14 +35,14 @@ t.test('the demo in headless Chromium', {
   t.teardown(async () => await browser.close())
 
   /** A fresh browser profile (its own cookies) with the demo's page open. */
-  async function visitor (): Promise<Page> {
-    const context = await browser.newContext()
+  async function visitor (options: BrowserContextOptions = {}): Promise<Page> {
+    const context = await browser.newContext(options)
     context.setDefaultTimeout(5_000)
     const page = await context.newPage()
     await page.goto(home)
     return page
   }
-  /** Clicks a button that posts a form and waits for the page the redirect leads to. */
+  /** Clicks a link, or a button that posts a form, and waits for the page it leads to. */
   async function submit (page: Page, button: string): Promise<void> {
     const loaded = page.waitForEvent('load')
     await page.click(button)
@@ -158,5 +163,59 @@ t.test('the demo in headless Chromium', {
     await submit(page, '#logout-everywhere')
     t.equal(await text(page, '#flash'), 'Signed out of 1 session')
     await page.context().close()
+  })
+
+  t.test('counting and looking: the links, and the panel telling what the plugin did', async (t) => {
+    const page = await visitor()
+    t.equal(await text(page, '#loaded'), 'new session')
+    t.equal(await text(page, '#saved'), 'saved')
+    await submit(page, '#peek')
+    t.equal(await text(page, '#views'), '1', 'looking does not count')
+    t.equal(await text(page, '#loaded'), 'from Redis')
+    t.equal(await text(page, '#saved'), 'not saved')
+    await submit(page, '#count')
+    t.equal(await text(page, '#views'), '2')
+    t.equal(await text(page, '#saved'), 'saved')
+    t.equal(await text(page, '#ttl'), '20 min')
+    await page.context().close()
+  })
+
+  t.test('the page as people see it: flash styled by type, fits a phone, dark mode; screenshots to look at', async (t) => {
+    type Window = { getComputedStyle: (element: unknown) => { getPropertyValue: (name: string) => string } }
+    const style = async (page: Page, selector: string, property: string): Promise<string> =>
+      await page.locator(selector).first().evaluate((element, name) =>
+        (globalThis as unknown as Window).getComputedStyle(element).getPropertyValue(name), property)
+    const shot = async (page: Page, name: string): Promise<void> => {
+      const path = join(tmpdir(), `fastify-redis-sessions-demo-${name}.png`)
+      await page.screenshot({ path, fullPage: true })
+      t.comment(`screenshot: ${path}`)
+    }
+
+    const desktop = await visitor({ viewport: { width: 1024, height: 768 } })
+    await login(desktop, '   ')
+    t.ok(await desktop.locator('.flash-error').isVisible(), 'the error is visible')
+    const error = await style(desktop, '.flash-error', 'background-color')
+    t.not(error, await style(desktop, 'body', 'background-color'), 'and stands out from the page')
+    t.equal(await style(desktop, '.flash-error', 'border-left-width'), '6px')
+    await shot(desktop, 'error')
+    await login(desktop, 'Ada')
+    t.ok(await desktop.locator('.flash-success').isVisible())
+    t.not(await style(desktop, '.flash-success', 'background-color'), error, 'a welcome does not look like an error')
+    await shot(desktop, 'desktop')
+    await desktop.context().close()
+
+    // without the viewport tag a phone lays the page out 980 px wide and shrinks it
+    const phone = await visitor({ viewport: { width: 375, height: 720 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 })
+    t.equal(await phone.evaluate('window.innerWidth'), 375, 'the viewport tag gives the phone its own width')
+    t.ok(await phone.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), 'nothing sticks out sideways')
+    await login(phone, 'grace')
+    await shot(phone, 'phone')
+    await phone.context().close()
+
+    const dark = await visitor({ colorScheme: 'dark', viewport: { width: 1024, height: 768 } })
+    await login(dark, 'linus')
+    t.equal(await style(dark, 'body', 'background-color'), 'rgb(21, 24, 29)', 'a dark page in dark mode')
+    await shot(dark, 'dark')
+    await dark.context().close()
   })
 })
