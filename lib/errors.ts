@@ -1,4 +1,6 @@
-import createError from '@fastify/error'
+// named, so the declarations say `import('@fastify/error').FastifyErrorConstructor`: the default
+// import's `createError.` namespace does not resolve under moduleResolution "bundler" (TS2503)
+import { createError } from '@fastify/error'
 
 type Detail = [detail: string, options?: { cause: unknown }]
 

@@ -178,6 +178,6 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
 
 /** The plugin, wrapped by fastify-plugin so its decorators and hooks reach the whole app. */
 export const plugin = fp(redisSessions, {
-  fastify: '5.x',
+  fastify: '^5.0.0',
   name: 'fastify-redis-sessions'
 })

@@ -1,11 +1,12 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
-import { errorCodes } from '../lib/index.js'
+import redisSession, { errorCodes } from '../lib/index.js'
 import { privateRedis, SECRET } from './helpers/app.js'
 
 const run = promisify(execFile)
@@ -18,6 +19,7 @@ interface PackageJson {
   exports: Record<string, Record<string, string> | string>
   engines: { node: string }
   files: string[]
+  peerDependencies: { fastify: string }
 }
 const pkg = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as PackageJson
 
@@ -42,13 +44,14 @@ t.before(async () => {
 })
 
 const { redis } = await privateRedis(t)
+// child processes run without tap's loaders
+const { NODE_OPTIONS: _loaders, ...childEnv } = process.env
 
-/** Runs `source` in a clean Node process (cwd: the repository) against the private Redis and parses what it prints. */
-async function consumer (flags: string[], source: string): Promise<Record<string, unknown>> {
-  const { NODE_OPTIONS: _loaders, ...env } = process.env
+/** Runs `source` in a clean Node process (in `cwd`) against the private Redis and parses what it prints. */
+async function consumer (flags: string[], source: string, cwd = repo): Promise<Record<string, unknown>> {
   const { stdout } = await run(process.execPath, [...flags, '-e', source], {
-    cwd: repo,
-    env: { ...env, SESSION_SECRET: SECRET, SESSION_REDIS_URL: redis.url },
+    cwd,
+    env: { ...childEnv, SESSION_SECRET: SECRET, SESSION_REDIS_URL: redis.url },
     timeout: 20_000
   })
   return JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>
@@ -103,7 +106,20 @@ const cjsConsumer = `
     }))
   })().catch((err) => { console.error(err); process.exitCode = 1 })`
 
+// a project of a user's own, outside this repository, that installed the package and Fastify from npm
+const installedConsumer = `
+  import Fastify from 'fastify'
+  import redisSession from 'fastify-redis-sessions'
+
+  const app = Fastify()
+  const fastify = app.version
+  await app.register(redisSession, { secret: process.env.SESSION_SECRET, url: process.env.SESSION_REDIS_URL })
+  ${viewsApp}
+  console.log(JSON.stringify({ fastify, plugin: import.meta.resolve('fastify-redis-sessions'), decorated, views }))`
+
 const codes = Object.keys(errorCodes).sort()
+/** The lower bound of the peer range: the oldest Fastify the package promises to work with. */
+const oldestFastify = /\d+\.\d+\.\d+/.exec(pkg.peerDependencies.fastify)?.[0] as string
 
 t.test('error codes', async (t) => {
   for (const code of ['FST_RS_INVALID_OPTIONS', 'FST_RS_STORE_UNAVAILABLE', 'FST_RS_DECODE_FAILED', 'FST_RS_SESSION_TOO_LARGE']) {
@@ -157,4 +173,36 @@ t.test('package.json', async (t) => {
   const types = await readFile(join(repo, 'dist', 'index.d.ts'), 'utf8')
   t.match(types, '@example', 'the TSDoc survives the build')
   t.match(types, /export default/)
+})
+
+t.test('the peer range and the plugin metadata name the same Fastify versions', async (t) => {
+  const meta = (redisSession as unknown as Record<symbol, { fastify: string }>)[Symbol.for('plugin-meta')]
+  t.equal(meta.fastify, pkg.peerDependencies.fastify)
+  // every Fastify 5 (issue #11: ^5.12.8 refused apps on 5.6 with ERESOLVE); .ci/run tests this oldest one
+  t.equal(oldestFastify, '5.0.0', 'the range starts at the first Fastify 5')
+})
+
+t.test('npm pack: the tarball holds dist/ and installs into a fresh project beside the oldest Fastify of the peer range', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fastify-redis-sessions-consumer-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  // --ignore-scripts: dist/ is fresh (t.before), `prepare` would only build it again
+  const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repo, env: childEnv })
+  const [{ filename, files }] = JSON.parse(packed.stdout) as Array<{ filename: string, files: Array<{ path: string }> }>
+  const paths = files.map((file) => file.path)
+  for (const built of ['dist/index.js', 'dist/index.d.ts', 'dist/plugin.js', 'bin/fastify-redis-sessions.js']) t.ok(paths.includes(built), built)
+  t.notOk(paths.some((path) => /^(lib|test|types|example)\//.test(path)), 'no sources, tests or demo')
+
+  await writeFile(join(dir, 'package.json'), JSON.stringify({
+    private: true,
+    type: 'module',
+    dependencies: { fastify: oldestFastify, 'fastify-redis-sessions': 'file:' + filename }
+  }))
+  // from the npm cache that installing this repository filled; the registry only for what it lacks
+  await run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, env: childEnv, timeout: 90_000 })
+  t.same(await consumer(['--input-type=module'], installedConsumer, dir), {
+    fastify: oldestFastify,
+    plugin: pathToFileURL(join(dir, 'node_modules', 'fastify-redis-sessions', 'dist', 'index.js')).href,
+    decorated: true,
+    views: 2
+  }, 'the installed plugin serves a session')
 })
