@@ -17,10 +17,10 @@ app.get('/write', async (request) => {
   session.set('n', session.get('n', 0) + 1)
   return view(session)
 })
-// what was loaded: after regenerate() the session counts as new until saved
+// what was loaded: after regenerate() the session counts as new until saved; a new id, the data kept
 app.get('/login', async (request) => {
   const loaded = view(request.session)
-  await request.session.regenerate()
+  await request.session.regenerate(request.session.keys())
   return loaded
 })
 
