@@ -246,7 +246,8 @@ t.test('a missing, expired or foreign old record: a fresh session, and the old c
   const setup = await newApp(t, { migrateFrom: EXPRESS, layout: 'hash' })
   const records: Array<[string, (key: string) => Promise<unknown>]> = [
     ['missing', async () => {}],
-    ['expired by its cookie', async (key) => await expressRecord(key.slice(5), { cart: ['old'] }, { expires: new Date(Date.now() - 1000).toISOString() })],
+    // connect-redis with disableTTL leaves such records behind (with a TTL it deletes them)
+    ['expired by its cookie', async (key) => await setup.admin.set(key, JSON.stringify({ cookie: { path: '/', expires: new Date(Date.now() - 1000) }, cart: ['old'] }))],
     ['not JSON', async (key) => await setup.admin.set(key, 'user=ada')],
     ['a JSON array', async (key) => await setup.admin.set(key, '[{"cookie":{}}]')],
     ['an object without cookie', async (key) => await setup.admin.set(key, '{"cart":["old"]}')],
