@@ -164,6 +164,8 @@ export interface AccessNeeds {
   layout: 'string' | 'hash' | 'bucketed'
   redisTtl: boolean
   replicas: unknown
+  /** `migrateFrom`: the old store's records are read and deleted too */
+  migrateFrom?: { prefix: string }
 }
 
 // `K` stands for a session key; the arguments only need the right shape, nothing runs
@@ -175,6 +177,8 @@ const LAYOUT_COMMANDS = {
 // what slides the expiry in Redis: the string layout's reads, the other layouts' scripts
 const SLIDING = { string: ['getex K EX 1', 'expire K 1', 'persist K'], hash: ['hget K f', 'expire K 1', 'persist K'], bucketed: [] }
 const SCRIPTS = ['eval s 1 K', 'evalsha 0000000000000000000000000000000000000000 1 K']
+/** what a take-over (`migrateFrom`) sends on keys under the old prefix */
+export const TAKEOVER_COMMANDS = ['get K', 'del K']
 
 /**
  * The commands a registration sends: the layout's own and what runs inside its Lua scripts.
@@ -206,23 +210,29 @@ return denied`
 
 /**
  * Rejects with FST_RS_CONNECTION_REJECTED, naming the commands, when the ACL denies the user a
- * command the plugin needs on keys under `prefix`, so a restricted user fails at register rather
- * than with 503s later. Costs one round trip; skipped while Redis is unreachable, and on a Redis
- * older than 7, which cannot tell.
+ * command the plugin needs on keys under `prefix` (and, with `migrateFrom`, under the old prefix),
+ * so a restricted user fails at register rather than with 503s later. Costs one round trip;
+ * skipped while Redis is unreachable, and on a Redis older than 7, which cannot tell.
  */
 export async function checkAccess (client: Redis | Cluster, needs: AccessNeeds): Promise<void> {
   if (client.status !== 'ready') return
-  const commands = neededCommands(needs)
-  const key = needs.prefix + 'access-check'
-  let denied: string[]
+  const checks: Array<[string, string[]]> = [[needs.prefix + 'access-check', neededCommands(needs)]]
+  if (needs.migrateFrom !== undefined) checks.push([needs.migrateFrom.prefix + 'access-check', TAKEOVER_COMMANDS])
+  const problems = await Promise.all(checks.map(async ([key, commands]) => {
+    const denied = await deniedOn(client, key, commands)
+    return denied.length === 0 ? [] : [`${denied.join(', ')} on keys like ${key}`]
+  }))
+  if (problems.flat().length > 0) {
+    throw new FST_RS_CONNECTION_REJECTED(`the ACL denies the user ${problems.flat().join('; ')}`)
+  }
+}
+
+async function deniedOn (client: Redis | Cluster, key: string, commands: string[]): Promise<string[]> {
   try {
-    denied = await client.eval(ACCESS_SCRIPT, 0, key, ...commands) as string[]
+    return await client.eval(ACCESS_SCRIPT, 0, key, ...commands) as string[]
   } catch (err) {
     // a user without EVAL needs none when the layout runs no script; other errors say nothing of the ACL
-    if (!(err as Error).message.startsWith('NOPERM') || !commands.includes(SCRIPTS[0])) return
-    denied = ['eval']
-  }
-  if (denied.length > 0) {
-    throw new FST_RS_CONNECTION_REJECTED(`the ACL denies the user ${denied.join(', ')} on keys like ${key}`)
+    if (!(err as Error).message.startsWith('NOPERM') || !commands.includes(SCRIPTS[0])) return []
+    return ['eval']
   }
 }

@@ -7,6 +7,7 @@ export type { RedisSessionOptions, TlsSettings, RedisNode } from './options.js'
 export type { Session, SessionData } from './session.js'
 export type { SessionStore } from './stores/index.js'
 export type { CookieAttributes } from './cookie.js'
+export type { MigrateFromOptions } from './migrate.js'
 
 /**
  * Server-side sessions for Fastify, kept in Redis.

@@ -4,6 +4,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Compression, CompressionAlgorithm } from './codec.js'
 import { MAX_COOKIE_AGE, type CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
+import type { MigrateFromOptions, ResolvedMigration } from './migrate.js'
 import { schemaProblems } from './schema-problems.js'
 import { MAX_TIMEOUT } from './stores/record.js'
 
@@ -109,6 +110,16 @@ export interface RedisSessionOptions {
   shouldSetCookie?: (request: FastifyRequest, reply: FastifyReply) => boolean
   /** Request property name; default `session`. The store is decorated as `<decorator>Store`. */
   decorator?: string
+  /**
+   * Take over the sessions of @fastify/session or express-session kept by connect-redis, so
+   * switching logs nobody out: a request with a validly signed old cookie (and none of ours)
+   * starts with the old session's data, which is stored in this plugin's format under a new id on
+   * that response, while the old record is deleted and the old cookie expired.
+   * @example
+   * { migrateFrom: { cookieName: 'sessionId', secret: process.env.OLD_SESSION_SECRET } }      // @fastify/session
+   * { migrateFrom: { cookieName: 'connect.sid', secret: 'keyboard cat', cookiePrefix: 's:' } } // express-session
+   */
+  migrateFrom?: MigrateFromOptions
 }
 
 /** Options after defaults, as the rest of the plugin reads them. */
@@ -136,6 +147,8 @@ export interface ResolvedOptions {
   cookieOnException: boolean
   shouldSetCookie: RedisSessionOptions['shouldSetCookie']
   decorator: string
+  /** undefined = no take-over */
+  migrateFrom: ResolvedMigration | undefined
 }
 
 export type ConnectionOptions = Pick<RedisSessionOptions,
@@ -159,6 +172,7 @@ const TlsSchema = Type.Union([
 const Node = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false })
 const Secret = Type.String({ minLength: 32, hint: 'generate one with `openssl rand -base64 48`' })
 const Milliseconds = Type.Integer({ minimum: 1, unit: 'milliseconds' })
+const CookieName = Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', description: 'a cookie name: letters, digits and !#$%&\'*+.^_`|~- only (no spaces, ;, = or quotes)' })
 
 const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   secret: Type.Union([Secret, Type.Array(Secret, { minItems: 1 })]),
@@ -202,7 +216,7 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
     }, { additionalProperties: false })
   ]),
   replicas: Type.Object({ count: Type.Integer({ minimum: 1 }), timeout: Milliseconds }, { additionalProperties: false }),
-  cookieName: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', description: 'a cookie name: letters, digits and !#$%&\'*+.^_`|~- only (no spaces, ;, = or quotes)' }),
+  cookieName: CookieName,
   cookie: Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/[^;\\s]*$', description: "a path starting with / without ';' or whitespace" })),
     domain: Type.Optional(Type.String({ pattern: '^[^;\\s]+$', description: "a domain without ';' or whitespace" })),
@@ -215,7 +229,14 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   }, { additionalProperties: false }),
   cookieOnException: Type.Boolean(),
   shouldSetCookie: Fn,
-  decorator: Type.String({ pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', description: 'a JavaScript identifier (letters, digits, _ and $, not starting with a digit)' })
+  decorator: Type.String({ pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', description: 'a JavaScript identifier (letters, digits, _ and $, not starting with a digit)' }),
+  // the old app's secrets as they were: our minimum length does not apply to them
+  migrateFrom: Type.Object({
+    cookieName: CookieName,
+    secret: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
+    prefix: Type.Optional(Type.String()),
+    cookiePrefix: Type.Optional(Type.String())
+  }, { additionalProperties: false })
 }
 
 /** The whole options schema, for documentation and tooling. */
@@ -277,7 +298,15 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
     cookie,
     cookieOnException: options.cookieOnException ?? true,
     shouldSetCookie: options.shouldSetCookie,
-    decorator: options.decorator ?? 'session'
+    decorator: options.decorator ?? 'session',
+    migrateFrom: options.migrateFrom === undefined
+      ? undefined
+      : {
+          cookieName: options.migrateFrom.cookieName,
+          secrets: typeof options.migrateFrom.secret === 'string' ? [options.migrateFrom.secret] : options.migrateFrom.secret,
+          prefix: options.migrateFrom.prefix ?? 'sess:',
+          cookiePrefix: options.migrateFrom.cookiePrefix ?? ''
+        }
   }
 }
 
@@ -292,6 +321,10 @@ function findProblems (options: Record<string, unknown>): string[] {
   const cookie = options.cookie as Partial<CookieAttributes> | undefined
   if (cookie?.sameSite === 'none' && cookie.secure === false) {
     problems.push("/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true")
+  }
+  const migrateFrom = options.migrateFrom as Partial<MigrateFromOptions> | undefined
+  if (migrateFrom?.cookieName !== undefined && migrateFrom.cookieName === (options.cookieName ?? 'session')) {
+    problems.push(`/migrateFrom/cookieName must differ from /cookieName ('${migrateFrom.cookieName}'): the old cookie is expired once taken over, so give this plugin's cookie another name`)
   }
   return problems
 }

@@ -5,6 +5,7 @@ import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from '
 import { cookieDelivery } from './cookie-delivery.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
+import { SessionTakeover } from './migrate.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
 import { OutageWatch } from './outage.js'
 import { RedisSession } from './session.js'
@@ -46,6 +47,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
   const guard = watch.guard.bind(watch)
   const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => await guard(async () => await store.destroy(id, owner))
+  const takeover = opts.migrateFrom === undefined ? undefined : new SessionTakeover(opts.migrateFrom, client, guard)
 
   fastify.decorate(decorator + 'Store', sessionStoreApi(store, guard))
   fastify.decorateRequest(decorator, null)
@@ -82,9 +84,12 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     const value = header === undefined ? undefined : readCookie(header, cookieName)
     const verified = value === undefined ? null : signer.verify(value)
     if (verified === null) {
+      const taking = takeover?.begin(request, destroyRecord)
+      if (taking !== undefined) return taking.then((session) => { attach(request, session); done() }, done)
       attach(request, new RedisSession(destroyRecord))
       return done()
     }
+    takeover?.beside(request)
     const outage = watch.outage()
     if (outage !== undefined) return done(outage)
     store.load(verified.id).then((record: LoadedSession | null) => {
@@ -125,6 +130,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       ? cookieAllowed && change === 'changed' && (state.cookie !== undefined || keptByBrowser(request))
       : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout))
     if (!write) {
+      takeover?.settle(request, reply, cookieAllowed)
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
       if (state.destroyed) setCookie(reply, request, '', true)
       else if (!state.isNew && (cookie.maxAge !== undefined || state.cookie.stale)) setCookie(reply, request, signedValue(session, state.cookie), false)
@@ -142,6 +148,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       snapshot: state.snapshot,
       onlyIfChanged: change === 'unknown',
       previousId: state.previousId,
+      adoptedKey: state.adopted?.key,
       ...RedisSession.ownerChanges(session)
     }).then((result) => {
       state.saving = false
@@ -153,6 +160,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
           setCookie(reply, request, signedValue(session, state.cookie), false)
         }
       }
+      takeover?.settle(request, reply, cookieAllowed)
       done(null, payload)
     }, (err: Error) => {
       state.saving = false

@@ -77,6 +77,14 @@ export interface Session {
 /** What the session needs from its surroundings: the store's destroy, without knowing the store. */
 export type DestroyRecord = (id: string, owner: string | undefined) => Promise<void>
 
+/** A record of the session library being replaced (`migrateFrom`) that a session took over. */
+export interface AdoptedRecord {
+  /** where it is kept, deleted in the round trip of the session's first save */
+  key: string
+  /** deletes it at once (the session is destroyed before it was ever saved) */
+  destroy: () => Promise<void>
+}
+
 interface SessionState {
   id: string | undefined
   isNew: boolean
@@ -87,6 +95,8 @@ interface SessionState {
   storedOwner: string | undefined
   /** a stored record this session replaces: deleted when it is saved (regenerate, undecodable record) */
   previousId: string | undefined
+  /** the old library's record this session took over, until it is saved or destroyed */
+  adopted: AdoptedRecord | undefined
   /** modified through the API, so there is no need to compare */
   modified: boolean
   touched: boolean
@@ -126,6 +136,7 @@ export class RedisSession implements Session {
       owner: record?.owner,
       storedOwner: record?.owner,
       previousId: undefined,
+      adopted: undefined,
       modified: false,
       touched: false,
       destroyed: false,
@@ -215,6 +226,8 @@ export class RedisSession implements Session {
   async destroy (): Promise<void> {
     const state = this.#state
     if (!state.isNew) await this.#destroyRecord(this.id, state.storedOwner)
+    await state.adopted?.destroy()
+    state.adopted = undefined
     for (const key of Object.keys(this)) delete this[key]
     state.id = undefined
     state.isNew = true
@@ -286,6 +299,15 @@ export class RedisSession implements Session {
     return session
   }
 
+  /** A new session holding the data of `adopted`, stored on this response whether or not the data changes. */
+  static adopting (destroyRecord: DestroyRecord, data: SessionRecordData, adopted: AdoptedRecord): RedisSession {
+    const session = new RedisSession(destroyRecord)
+    session.#adopt(data)
+    session.#state.adopted = adopted
+    session.#state.modified = true
+    return session
+  }
+
   static markFailed (session: RedisSession): void {
     session.#state.failed = true
   }
@@ -333,6 +355,7 @@ export class RedisSession implements Session {
     const state = session.#state
     state.isNew = false
     state.previousId = undefined
+    state.adopted = undefined
     state.modified = false
     state.storedOwner = state.owner
   }

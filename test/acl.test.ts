@@ -19,7 +19,8 @@ const redis = await startRedis({
     recommended('sessions', 'sess:'),
     recommended('other-prefix', 'app:'),
     recommended('no-expire', 'sess:').replace(' +expire', ''),
-    recommended('no-eval', 'sess:').replace(' +eval ', ' ')
+    recommended('no-eval', 'sess:').replace(' +eval ', ' '),
+    recommended('migrating', 'app:', ' ~sess:*')
   ]
 })
 const replica = await startRedis({ tls, tlsOnly: true, config: [`replicaof 127.0.0.1 ${redis.port}`] })
@@ -129,6 +130,17 @@ t.test('a Redis that cannot check the ACL (no EVAL): the check is skipped', asyn
   await app.register(redisSession, { secret: SECRET, url: server.url, redisTtl: false })
   userRoutes(app)
   t.equal((await app.inject('/login/ada')).statusCode, 200)
+})
+
+t.test('migrateFrom: the old prefix needs GET and DEL too', async (t) => {
+  const migrateFrom = { cookieName: 'sessionId', secret: 'old' }
+  t.match(await register('other-prefix', { prefix: 'app:', migrateFrom }),
+    { code: 'FST_RS_CONNECTION_REJECTED', message: /the ACL denies the user get, del on keys like sess:access-check$/ })
+  t.match(await register('other-prefix', { prefix: 'app:', migrateFrom: { ...migrateFrom, prefix: 'old:' } }), { message: /on keys like old:access-check$/ })
+  t.match(await register('no-expire', { migrateFrom: { ...migrateFrom, prefix: 'old:' } }),
+    { message: /denies the user expire on keys like sess:access-check; get, del on keys like old:access-check$/ }, 'every prefix denied is named')
+  t.equal(await register('migrating', { prefix: 'app:', migrateFrom }), undefined, 'a key pattern for each prefix')
+  t.equal(await register('sessions', { migrateFrom }), undefined, 'one prefix for both')
 })
 
 t.test('the commands checked follow the options', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyError } from 'fastify'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
+import { resolveOptions } from '../lib/options.js'
 import { buildApp, idOf, privateRedis, SECRET, sessionCookie } from './helpers/app.js'
 
 // Every bad option is reported at register, each by its path, all in one error.
@@ -287,6 +288,21 @@ t.test('decorator and cookie name', async (t) => {
   for (const cookieName of ['', 'a b', 'a;b', 'a=b', 'sess"ion']) {
     t.same(badPaths(await registerError({ ...valid, cookieName })), ['/cookieName'], JSON.stringify(cookieName))
   }
+})
+
+t.test('migrateFrom: every bad path named, the old secrets taken as they were', async (t) => {
+  const err = await registerError({ ...valid, migrateFrom: { cookieName: 'a b', secret: '', prefix: 1, cookiePrefix: null, extra: 1 } })
+  t.same(badPaths(err), ['/migrateFrom/cookieName', '/migrateFrom/cookiePrefix', '/migrateFrom/extra', '/migrateFrom/prefix', '/migrateFrom/secret'])
+  t.same(badPaths(await registerError({ ...valid, migrateFrom: { secret: [] } })), ['/migrateFrom/cookieName', '/migrateFrom/secret'])
+  t.same(badPaths(await registerError({ ...valid, migrateFrom: { cookieName: 'x', secret: [42] } })), ['/migrateFrom/secret/0'])
+  t.match(problems(await registerError({ ...valid, migrateFrom: 'sessionId' })), [/^\/migrateFrom must be an object \{ cookieName, secret, prefix\?, cookiePrefix\? \}/])
+  t.match(problems(await registerError({ ...valid, migrateFrom: { cookieName: 'session', secret: 'x' } })), [/^\/migrateFrom\/cookieName must differ from \/cookieName \('session'\)/])
+  t.match(problems(await registerError({ ...valid, cookieName: 'sid', migrateFrom: { cookieName: 'sid', secret: 'x' } })), [/must differ from \/cookieName \('sid'\)/])
+  t.same(resolveOptions({ ...valid, migrateFrom: { cookieName: 'connect.sid', secret: 'keyboard cat' } }).migrateFrom,
+    { cookieName: 'connect.sid', secrets: ['keyboard cat'], prefix: 'sess:', cookiePrefix: '' }, "defaults; express-session's example secret is short")
+  t.same(resolveOptions({ ...valid, migrateFrom: { cookieName: 'connect.sid', secret: ['a', 'b'], prefix: 'app:', cookiePrefix: 's:' } }).migrateFrom,
+    { cookieName: 'connect.sid', secrets: ['a', 'b'], prefix: 'app:', cookiePrefix: 's:' })
+  t.equal(resolveOptions(valid).migrateFrom, undefined)
 })
 
 t.test('registered apps', async (t) => {

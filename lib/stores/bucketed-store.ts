@@ -3,7 +3,7 @@ import type { SessionRecordData, Stored } from '../codec.js'
 import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.js'
 import { NOW, requireExistence, TIMEOUT_OF } from './lua.js'
 import { decodeRecord, encodeRecord } from './record.js'
-import { defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
+import { adoptedKeys, defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
 // KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry.
@@ -85,8 +85,9 @@ export class BucketedStore implements Store {
     const args = [request.id, record.value, request.isNew ? '0' : '1', redisTtl ? record.timeout : '']
     const write = this.#scripted[SAVE_COMMAND](hash, index, ...args)
     const previous = request.previousId === undefined ? [] : [request.previousId]
-    const alongside = previous.flatMap((old) => this.#remove(old))
-    return await sendSave(client, replicas, write, alongside, 0, [hash, ...previous.map((old) => this.#keys(old).hash)])
+    const adopted = adoptedKeys(request)
+    const alongside = [...previous.flatMap((old) => this.#remove(old)), ...adopted.map(async (key) => await client.del(key))]
+    return await sendSave(client, replicas, write, alongside, 0, [hash, ...previous.map((old) => this.#keys(old).hash), ...adopted])
   }
 
   async destroy (id: string): Promise<void> {

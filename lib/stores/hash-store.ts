@@ -2,7 +2,7 @@ import type { SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { requireExistence, TIMEOUT_OF } from './lua.js'
 import { formatHeader, loadedSession } from './record.js'
-import { defineScript, readRecord, sendSave } from './redis-calls.js'
+import { adoptedKeys, defineScript, readRecord, sendSave } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
@@ -109,7 +109,7 @@ export class HashStore extends KeyPerSessionStore implements Store {
     const args = [request.isNew ? '0' : '1', redisTtl ? timeout : '', deleted.length, ...deleted, ...changed]
     const key = prefix + request.id
     const write = this.#scripted[SAVE_COMMAND](key, ...args)
-    const previous = request.previousId === undefined ? [] : [prefix + request.previousId]
+    const previous = [...(request.previousId === undefined ? [] : [prefix + request.previousId]), ...adoptedKeys(request)]
     const alongside = previous.map(async (old) => await client.del(old))
     return await sendSave(client, replicas, write, alongside, 0, [key, ...previous])
   }

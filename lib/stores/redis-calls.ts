@@ -1,6 +1,6 @@
 import { Command, type Cluster, type Redis } from 'ioredis'
 import { FST_RS_DECODE_FAILED, FST_RS_STORE_UNAVAILABLE } from '../errors.js'
-import type { SaveResult, StoreOptions } from './store.js'
+import type { SaveRequest, SaveResult, StoreOptions } from './store.js'
 
 /** ioredis attaches the command's arguments (session key and data) to its errors: keep them out of logs. */
 function withoutArguments (err: unknown): Error {
@@ -79,4 +79,9 @@ function waitForReplicas (client: Redis | Cluster, { count, timeout }: { count: 
     ;(client as Cluster).sendCommand(wait, undefined, { slot: new Command('exists', [key]).getSlot() })
     return await wait.promise
   })
+}
+
+/** The key of the old library's record a save takes over, as a list of none or one, to delete alongside. */
+export function adoptedKeys (request: SaveRequest): string[] {
+  return request.adoptedKey === undefined ? [] : [request.adoptedKey]
 }

@@ -30,6 +30,8 @@ export interface SaveRequest {
   onlyIfChanged: boolean
   /** a record to delete in the same round trip (regenerate) */
   previousId?: string
+  /** a key outside the layout to delete in the same round trip (the old library's record a take-over replaces) */
+  adoptedKey?: string
   /** add this session's id to the index of that owner (a new id, or a new owner) */
   index?: string
   /** remove an id from an owner's index (the record regenerate replaces, or an owner changed) */

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { decodeRecord, encodeRecord } from './record.js'
-import { readRecord, sendSave, unreadable } from './redis-calls.js'
+import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
@@ -54,7 +54,7 @@ export class StringStore extends KeyPerSessionStore implements Store {
     const write = redisTtl && record.timeout > 0
       ? client.set(key, record.value, 'EX', record.timeout, condition)
       : client.set(key, record.value, condition)
-    const previous = request.previousId === undefined ? [] : [prefix + request.previousId]
+    const previous = [...(request.previousId === undefined ? [] : [prefix + request.previousId]), ...adoptedKeys(request)]
     const alongside = previous.map(async (old) => await client.del(old))
     return await sendSave(client, replicas, write, alongside, null, [key, ...previous])
   }
