@@ -225,7 +225,9 @@ export class RedisSession implements Session {
 
   async destroy (): Promise<void> {
     const state = this.#state
-    if (!state.isNew) await this.#destroyRecord(this.id, state.storedOwner)
+    // the stored record: this session's, or the one a regenerate() earlier in this request replaces
+    const stored = state.isNew ? state.previousId : this.id
+    if (stored !== undefined) await this.#destroyRecord(stored, state.storedOwner)
     await state.adopted?.destroy()
     state.adopted = undefined
     for (const key of Object.keys(this)) delete this[key]

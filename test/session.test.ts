@@ -57,6 +57,11 @@ function routes (app: FastifyInstance): void {
     await request.session.regenerate(request.session.keys())
     return { keys: request.session.keys() }
   })
+  app.get('/regenerate-then-destroy', async (request) => {
+    await request.session.regenerate()
+    await request.session.destroy()
+    return {}
+  })
   app.get('/destroy', async (request) => {
     await request.session.destroy()
     return { keys: request.session.keys(), isNew: request.session.isNew }
@@ -159,6 +164,14 @@ t.test('the Session API', async (t) => {
     t.same((await request('/show', renewed)).json().data, { keep: 1, drop: 2 })
     const ttl = await admin.ttl('sess:' + idOf(renewed))
     t.ok(ttl > 0 && ttl <= 60, `the own timeout went along (ttl ${ttl})`)
+  })
+
+  t.test('destroy() after regenerate() in the same request deletes the record regenerate() replaced', async (t) => {
+    const cookie = sessionCookie(await request('/seed')) as string
+    const response = await request('/regenerate-then-destroy', cookie)
+    t.equal(await admin.exists('sess:' + idOf(cookie)), 0, 'the old record is gone, not left until its TTL')
+    t.equal(sessionCookie(response), 'session=', 'the cookie is expired')
+    t.same((await request('/show', cookie)).json().isNew, true, 'the old cookie opens nothing')
   })
 
   t.test('destroy() deletes the record and expires the cookie', async (t) => {
