@@ -4,6 +4,7 @@ import { describe, expect, test } from 'tstyche'
 import redisSession, {
   errorCodes,
   redisSession as named,
+  type MigrateFromOptions,
   type RedisSessionOptions,
   type Session,
   type SessionData,
@@ -36,6 +37,15 @@ describe('the plugin', () => {
     expect(app.register).type.not.toBeCallableWith(redisSession, { secret, timeout: '20m' })
     expect(app.register).type.not.toBeCallableWith(redisSession, { secret, cookie: { sameSite: 'sometimes' } })
     expect(app.register).type.not.toBeCallableWith(redisSession, { secret, colour: 'blue' })
+  })
+
+  test('migrateFrom names the old cookie and its secrets; prefixes are optional', () => {
+    expect<{ cookieName: 'sessionId', secret: 'keyboard cat' }>().type.toBeAssignableTo<MigrateFromOptions>()
+    expect(app.register).type.toBeCallableWith(redisSession, {
+      secret,
+      migrateFrom: { cookieName: 'connect.sid', secret: ['keyboard cat', 'older'], prefix: 'sess:', cookiePrefix: 's:' }
+    })
+    expect(app.register).type.not.toBeCallableWith(redisSession, { secret, migrateFrom: { secret: 'keyboard cat' } })
   })
 
   test('RedisSessionOptions requires only the secret', () => {
