@@ -1,0 +1,353 @@
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { RedisSessionOptions } from '../lib/index.js'
+import { commandDelta, commandStats, waitFor } from './helpers/index.js'
+import { buildApp, counterRoutes, idOf, privateRedis, recordTraffic, sessionCookie, type TestApp } from './helpers/app.js'
+
+// The local cache (`cache`): two app instances, each with its own clients, on one private Redis
+// and one prefix. What A changes, B sees once the invalidation reaches it, and never the old
+// version after; reads of cached sessions send no command.
+
+function routes (app: FastifyInstance): void {
+  counterRoutes(app)
+  app.get('/login', async (request) => {
+    await request.session.regenerate(['n'])
+    request.session.setOwner('ada')
+    return {}
+  })
+  app.get('/logout', async (request) => {
+    await request.session.destroy()
+    return {}
+  })
+  app.get('/remember', async (request) => {
+    request.session.adjustTimeout(3600)
+    return {}
+  })
+}
+
+interface Instance extends TestApp {
+  /** the connection the instance reads sessions with, a client of the test's own */
+  client: Redis
+  /** the plugin's invalidation connection (a duplicate of `client`) */
+  channel: Redis
+  /** the value of n this instance answers for the session */
+  n: (cookie: string) => Promise<number | null>
+}
+
+/**
+ * An app instance on `given`'s Redis with a client of the test's own, so the test can hold its
+ * replies back and see the invalidation connection the plugin duplicates from it.
+ */
+async function instance (t: Test, given: Awaited<ReturnType<typeof privateRedis>>, options: Partial<RedisSessionOptions> = {}, channelRetry?: number): Promise<Instance> {
+  const client = given.redis.admin({ retryStrategy: () => 50 })
+  t.teardown(() => client.disconnect())
+  // ready, so that register waits for tracking to be on
+  await client.ping()
+  let channel: Redis | undefined
+  const duplicate = client.duplicate.bind(client)
+  client.duplicate = (override) => {
+    channel = duplicate(channelRetry === undefined ? override : { ...override, retryStrategy: () => channelRetry })
+    return channel
+  }
+  const setup = await buildApp(t, { url: undefined, client, cache: true, ...options }, routes, {}, given)
+  const n = async (cookie: string): Promise<number | null> => (await setup.request('/read', cookie)).json().n
+  return { ...setup, client, channel: channel as Redis, n }
+}
+
+async function twoInstances (t: Test, options: Partial<RedisSessionOptions> = {}): Promise<[Instance, Instance]> {
+  const given = await privateRedis(t)
+  return [await instance(t, given, options), await instance(t, given, options)]
+}
+
+/** Resolves once the invalidation connection got an invalidation of `id`'s key. */
+async function invalidationOf (channel: Redis, id: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const listener = (_: Buffer, keys: Buffer[] | null): void => {
+      if (keys !== null && !keys.some((key) => key.toString() === 'sess:' + id)) return
+      channel.off('messageBuffer', listener)
+      resolve()
+    }
+    channel.on('messageBuffer', listener)
+  })
+}
+
+/** Resolves once `instance` serves the session from its cache again: a read costs no command. */
+async function cachedAgain (instance: Instance, cookie: string): Promise<void> {
+  await waitFor(async () => {
+    await instance.request('/read', cookie)
+    return Object.keys(await commandDelta(instance.admin, async () => await instance.request('/read', cookie))).length === 0
+  }, { what: 'the cache to serve the session again' })
+}
+
+t.test('round trips: a cached read sends nothing, a write to a cached session one SET', async (t) => {
+  const [a] = await twoInstances(t)
+  const traffic = recordTraffic(a.client)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const measure = async (url: string): Promise<{ trips: number, ran: Record<string, number> }> => {
+    traffic.reset()
+    const ran = await commandDelta(a.admin, async () => await a.request(url, cookie))
+    return { trips: traffic.roundTrips, ran }
+  }
+  t.same(await measure('/read'), { trips: 0, ran: {} }, 'its own save filled the cache')
+  t.same(await measure('/write'), { trips: 1, ran: { set: 1 } })
+  t.same(await measure('/read'), { trips: 0, ran: {} })
+  t.equal(await a.n(cookie), 2)
+
+  const other = await twoInstances(t)
+  const fresh = sessionCookie(await other[0].request('/write')) as string
+  const b = other[1]
+  t.same(await commandDelta(b.admin, async () => await b.request('/read', fresh)), { getex: 1 }, 'the first read asks Redis')
+  t.same(await commandDelta(b.admin, async () => await b.request('/read', fresh)), {}, 'the next one does not')
+})
+
+t.test('what A changes, B sees once the invalidation arrives, and never the old version after', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const changes: Array<[string, (cookie: string) => Promise<string>, number | null]> = [
+    ['a write', async (cookie) => { await a.request('/write', cookie); return cookie }, 2],
+    ['regenerate()', async (cookie) => { await a.request('/login', cookie); return cookie }, null],
+    ['destroy()', async (cookie) => { await a.request('/logout', cookie); return cookie }, null],
+    ['sessionStore.destroy()', async (cookie) => { await a.app.sessionStore.destroy(idOf(cookie)); return cookie }, null],
+    ['destroyByOwner()', async (cookie) => {
+      const login = sessionCookie(await a.request('/login', cookie)) as string
+      await b.n(login)
+      await b.n(login)
+      const invalidated = invalidationOf(b.channel, idOf(login))
+      await a.app.sessionStore.destroyByOwner('ada')
+      await invalidated
+      return login
+    }, null]
+  ]
+  for (const [what, change, expected] of changes) {
+    const cookie = sessionCookie(await a.request('/write')) as string
+    t.equal(await b.n(cookie), 1, `${what}: B reads the session`)
+    t.same(await commandDelta(b.admin, async () => await b.n(cookie)), {}, `${what}: B has it cached`)
+    const invalidated = invalidationOf(b.channel, idOf(cookie))
+    const read = await change(cookie)
+    await invalidated
+    for (let i = 0; i < 5; i++) t.equal(await b.n(read), expected, `${what}: B sees the change`)
+  }
+  t.same(await commandDelta(b.admin, async () => await b.n(sessionCookie(await a.request('/write')) as string)), { set: 1, getex: 1 }, 'one more session: B asks Redis once')
+})
+
+t.test('the own saves of B update its cache at once, even when A has the session cached too', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await b.n(cookie)
+  const invalidated = invalidationOf(a.channel, idOf(cookie))
+  t.same(await commandDelta(b.admin, async () => await b.request('/write', cookie)), { set: 1 }, 'a write to a cached session: one SET')
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), {}, 'B serves what it wrote from its cache')
+  await invalidated
+  t.equal(await a.n(cookie), 2, 'A sees it once the invalidation arrived')
+})
+
+t.test('a read whose reply raced with an invalidation of its key is not cached', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const getexes = async (): Promise<number> => (await commandStats(b.admin)).get('getex') ?? 0
+  const before = await getexes()
+  // B's read runs in Redis, but its reply is held back until A's write was invalidated at B
+  b.client.stream.pause()
+  const racing = b.n(cookie)
+  await waitFor(async () => await getexes() > before, { what: "B's read to run" })
+  const invalidated = invalidationOf(b.channel, idOf(cookie))
+  await a.request('/write', cookie)
+  await invalidated
+  b.client.stream.resume()
+  t.equal(await racing, 1, 'the read ran before the write: it answers the old version')
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'but did not cache it: the next read asks Redis')
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), {}, 'which caches the new one')
+})
+
+t.test('a save whose reply raced with an invalidation of its key is not cached', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await b.n(cookie)
+  const sets = async (): Promise<number> => (await commandStats(b.admin)).get('set') ?? 0
+  const before = await sets()
+  b.client.stream.pause()
+  const saving = b.request('/write', cookie)
+  await waitFor(async () => await sets() > before, { what: "B's save to run" })
+  const invalidated = invalidationOf(b.channel, idOf(cookie))
+  await a.request('/write', cookie)
+  await invalidated
+  b.client.stream.resume()
+  t.equal((await saving).json().n, 2)
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 3)), { getex: 1 }, "B asks Redis and sees A's later write")
+})
+
+t.test('while the invalidation connection is down, nothing is served from the cache', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given)
+  // B's invalidation connection comes back only after a while, to look at the time between
+  const b = await instance(t, given, {}, 500)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await b.n(cookie)
+  t.same(await commandDelta(b.admin, async () => await b.n(cookie)), {}, 'cached')
+  const closed = once(b.channel, 'close')
+  await given.admin.client('KILL', 'TYPE', 'pubsub')
+  await closed
+  await a.request('/write', cookie)
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'the cache was emptied')
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'and is bypassed')
+  await cachedAgain(b, cookie)
+  const invalidated = invalidationOf(b.channel, idOf(cookie))
+  await a.request('/write', cookie)
+  await invalidated
+  t.equal(await b.n(cookie), 3, 'tracking is on again, with the new connection')
+})
+
+t.test('a reconnect of the reading connection turns tracking on again', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const id = await b.client.client('ID')
+  const ready = once(b.client, 'ready')
+  await b.admin.client('KILL', 'ID', String(id))
+  await ready
+  await cachedAgain(b, cookie)
+  const invalidated = invalidationOf(b.channel, idOf(cookie))
+  await a.request('/write', cookie)
+  await invalidated
+  t.equal(await b.n(cookie), 2)
+})
+
+t.test('a restart of Redis empties the cache; tracking comes back with it', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await b.n(cookie)
+  await b.redis.restart()
+  await waitFor(async () => b.client.status === 'ready' && (await b.request('/read', cookie)).statusCode === 200, { what: 'B to answer again' })
+  t.equal(await b.n(cookie), null, 'the session went with the restart; B does not serve it from memory')
+  const fresh = sessionCookie(await a.request('/write')) as string
+  await cachedAgain(b, fresh)
+  const invalidated = invalidationOf(b.channel, idOf(fresh))
+  await a.request('/write', fresh)
+  await invalidated
+  t.equal(await b.n(fresh), 2)
+})
+
+t.test('a flush empties the cache', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await b.n(cookie)
+  const flushed = invalidationOf(b.channel, 'none')
+  await b.admin.flushall()
+  await flushed
+  t.equal(await b.n(cookie), null)
+})
+
+t.test('expiry: a cached read slides it once touchAfter has passed, without waiting for it', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given, { timeout: 100, cache: { touchAfter: 1 } })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const key = 'sess:' + idOf(cookie)
+  t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {}, 'within touchAfter: nothing sent')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  t.ok(await a.admin.pttl(key) < 99000)
+  t.same(await commandDelta(a.admin, async () => {
+    await a.n(cookie)
+    await a.client.ping()
+  }), { expire: 1, ping: 1 }, 'after touchAfter: one EXPIRE')
+  t.ok(await a.admin.pttl(key) > 99000, 'the full timeout again')
+  t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {}, 'and not again right after')
+
+  // a session with its own timeout slides by that one
+  await a.request('/remember', cookie)
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  await a.n(cookie)
+  await a.client.ping()
+  t.ok(await a.admin.ttl(key) > 3000, 'its own timeout')
+})
+
+t.test('expiry: a failed slide is logged and tried again by the next read', async (t) => {
+  const given = await privateRedis(t)
+  const logs: string[] = []
+  const a = await instance(t, given, { timeout: 100, cache: { touchAfter: 0 } })
+  a.app.log.warn = ((_: unknown, message: string) => { logs.push(message) }) as typeof a.app.log.warn
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const expire = a.client.expire.bind(a.client)
+  a.client.expire = (async () => { throw new Error('refused') }) as unknown as typeof a.client.expire
+  await a.n(cookie)
+  await waitFor(async () => logs.length > 0, { what: 'the failure to be logged' })
+  t.same(logs, ['sliding the expiry of a cached session failed'])
+  a.client.expire = expire
+  t.same(await commandDelta(a.admin, async () => {
+    await a.n(cookie)
+    await a.client.ping()
+  }), { expire: 1, ping: 1 })
+})
+
+t.test('a cached session whose expiry in Redis has passed is asked for again', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given, { timeout: 1, cache: { touchAfter: 0 } })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  // the key stays, so its expiry in Redis is what the cache believes, not an invalidation
+  await a.admin.persist('sess:' + idOf(cookie))
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 1)), { getex: 1 })
+})
+
+t.test('without timeout nothing slides', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given, { timeout: 0, cache: { touchAfter: 0 } })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {})
+})
+
+t.test('maxEntries holds: the least recently used session goes first', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given, { cache: { maxEntries: 2 } })
+  const [first, second, third] = [
+    sessionCookie(await a.request('/write')) as string,
+    sessionCookie(await a.request('/write')) as string,
+    sessionCookie(await a.request('/write')) as string
+  ]
+  t.same(await commandDelta(a.admin, async () => await a.n(first)), { getex: 1 }, 'the first went when the third came')
+  t.same(await commandDelta(a.admin, async () => await a.n(third)), {}, 'the third is cached')
+  t.same(await commandDelta(a.admin, async () => await a.n(second)), { getex: 1 }, 'the second went when the first came back')
+})
+
+t.test('compressed sessions are cached as they decode', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given, { compress: { threshold: 0 } })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await a.request('/write', cookie)
+  t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 2)), {})
+})
+
+t.test('register', async (t) => {
+  t.test('with the plugin\'s own connection: it makes and closes a second one', async (t) => {
+    const { redis, admin } = await privateRedis(t)
+    const setup = await buildApp(t, { cache: true }, routes, {}, { redis, admin })
+    const clients = async (): Promise<number> => (await admin.client('LIST')).trim().split('\n').length
+    t.equal(await clients(), 3, 'admin, reader and invalidation connection')
+    const cookie = sessionCookie(await setup.request('/write')) as string
+    t.same(await commandDelta(admin, async () => await setup.request('/read', cookie)), {})
+    await setup.app.close()
+    await waitFor(async () => await clients() === 1, { what: 'the connections to close' })
+  })
+
+  t.test('closing turns tracking off on a client it was given, and leaves it open', async (t) => {
+    const given = await privateRedis(t)
+    const a = await instance(t, given)
+    await a.app.close()
+    t.equal(a.client.status, 'ready')
+    t.match(await a.client.call('CLIENT', 'TRACKINGINFO'), ['flags', ['off']])
+  })
+
+  t.test('an unreachable Redis does not hold register up; the cache starts when it answers', async (t) => {
+    const given = await privateRedis(t)
+    await given.redis.kill()
+    const client = given.redis.admin({ retryStrategy: () => 50, lazyConnect: true })
+    t.teardown(() => client.disconnect())
+    client.connect().catch(() => {})
+    const setup = await buildApp(t, { url: undefined, client, cache: true }, routes, {}, given)
+    await given.redis.revive()
+    await waitFor(async () => (await setup.request('/write')).statusCode === 200, { what: 'Redis to answer' })
+    const cookie = sessionCookie(await setup.request('/write')) as string
+    const admin = given.redis.admin()
+    t.teardown(() => admin.disconnect())
+    await waitFor(async () => Object.keys(await commandDelta(admin, async () => await setup.request('/read', cookie))).length === 0, { what: 'the cache to serve' })
+  })
+})
