@@ -164,6 +164,8 @@ export interface AccessNeeds {
   layout: 'string' | 'hash' | 'bucketed'
   redisTtl: boolean
   replicas: unknown
+  /** the local cache: undefined when off */
+  cache?: unknown
 }
 
 // `K` stands for a session key; the arguments only need the right shape, nothing runs
@@ -175,6 +177,8 @@ const LAYOUT_COMMANDS = {
 // what slides the expiry in Redis: the string layout's reads, the other layouts' scripts
 const SLIDING = { string: ['getex K EX 1', 'expire K 1', 'persist K'], hash: ['hget K f', 'expire K 1', 'persist K'], bucketed: [] }
 const SCRIPTS = ['eval s 1 K', 'evalsha 0000000000000000000000000000000000000000 1 K']
+// the local cache: tracking on the reading connection, its own subscribed invalidation connection
+const CACHE = ['client tracking on', 'client id', 'subscribe __redis__:invalidate']
 
 /**
  * The commands a registration sends: the layout's own and what runs inside its Lua scripts.
@@ -187,6 +191,7 @@ export function neededCommands (needs: AccessNeeds): string[] {
     ...(scripted ? SCRIPTS : []),
     ...(needs.redisTtl ? SLIDING[needs.layout] : []),
     ...(needs.replicas === undefined ? [] : ['wait 0 0']),
+    ...(needs.cache === undefined ? [] : CACHE),
     // the owner index (`setOwner`, `listByOwner`)
     'sadd K m', 'srem K m', 'smembers K',
     'ping'
@@ -200,7 +205,9 @@ local denied = {}
 for i = 2, #ARGV do
   local command = {}
   for word in string.gmatch(ARGV[i], '%S+') do command[#command + 1] = word == 'K' and ARGV[1] or word end
-  if not redis.acl_check_cmd(unpack(command)) then denied[#denied + 1] = command[1] end
+  if not redis.acl_check_cmd(unpack(command)) then
+    denied[#denied + 1] = command[1] == 'client' and 'client|' .. command[2] or command[1]
+  end
 end
 return denied`
 

@@ -336,10 +336,10 @@ function findProblems (options: Record<string, unknown>): string[] {
 function cacheProblems (options: Record<string, unknown>): string[] {
   const problems: string[] = []
   if (options.layout !== undefined && options.layout !== 'string') {
-    problems.push(`/cache only supports layout 'string' for now: remove /cache or set /layout to 'string'`)
+    problems.push('/cache only supports layout \'string\' for now: remove /cache or set /layout to \'string\'')
   }
   if (options.cluster !== undefined || (options.client as Cluster | undefined)?.isCluster === true) {
-    problems.push(`/cache does not support Redis Cluster yet: remove /cache, or use a standalone or Sentinel-managed Redis`)
+    problems.push('/cache does not support Redis Cluster yet: remove /cache, or use a standalone or Sentinel-managed Redis')
   }
   const touchAfter = (options.cache as CacheOptions).touchAfter
   const timeout = options.timeout === undefined ? 1200 : options.timeout

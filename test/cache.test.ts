@@ -1,10 +1,12 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
-import type { RedisSessionOptions } from '../lib/index.js'
-import { commandDelta, commandStats, waitFor } from './helpers/index.js'
-import { buildApp, counterRoutes, idOf, privateRedis, recordTraffic, sessionCookie, type TestApp } from './helpers/app.js'
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
+import { Cluster, type Redis } from 'ioredis'
+import redisSession, { type RedisSessionOptions } from '../lib/index.js'
+import { resolveOptions } from '../lib/options.js'
+import { commandDelta, commandStats, startRedis, waitFor } from './helpers/index.js'
+import { buildApp, counterRoutes, idOf, privateRedis, recordTraffic, SECRET, sessionCookie, type TestApp } from './helpers/app.js'
+import { aclLine, CACHE_ACL_COMMANDS } from './helpers/deployment.js'
 
 // The local cache (`cache`): two app instances, each with its own clients, on one private Redis
 // and one prefix. What A changes, B sees once the invalidation reaches it, and never the old
@@ -350,4 +352,71 @@ t.test('register', async (t) => {
     t.teardown(() => admin.disconnect())
     await waitFor(async () => Object.keys(await commandDelta(admin, async () => await setup.request('/read', cookie))).length === 0, { what: 'the cache to serve' })
   })
+})
+
+t.test('options: every bad path is named', async (t) => {
+  const fail = async (options: Record<string, unknown>): Promise<string> => {
+    const app = Fastify()
+    const err = await app.register(redisSession, { secret: SECRET, ...options } as RedisSessionOptions).ready().then(() => undefined, (err: Error) => err)
+    await app.close()
+    t.equal((err as FastifyError | undefined)?.code, 'FST_RS_INVALID_OPTIONS')
+    return (err as Error).message
+  }
+  t.match(await fail({ cache: { size: 1 } }), '/cache')
+  const bad = await fail({ cache: { maxEntries: 0, touchAfter: -1 } })
+  t.match(bad, '/cache/maxEntries')
+  t.match(bad, '/cache/touchAfter')
+  t.match(await fail({ cache: 'yes' }), '/cache')
+  t.match(await fail({ cache: true, layout: 'hash' }), "/cache only supports layout 'string' for now")
+  t.match(await fail({ cache: true, cluster: { nodes: [{ host: '127.0.0.1', port: 7000 }] } }), '/cache does not support Redis Cluster yet')
+  const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true })
+  t.match(await fail({ cache: true, client: cluster }), '/cache does not support Redis Cluster yet')
+  t.match(await fail({ cache: { touchAfter: 60 }, timeout: 60 }), '/cache/touchAfter must be less than /timeout (60)')
+  t.match(await fail({ cache: { touchAfter: 1200 } }), '/cache/touchAfter must be less than /timeout (1200)')
+  t.same(resolveOptions({ secret: SECRET, cache: true }).cache, { maxEntries: 10000, touchAfter: 120 })
+  t.same(resolveOptions({ secret: SECRET, cache: { maxEntries: 5 }, timeout: null }).cache, { maxEntries: 5, touchAfter: 0 })
+  t.same(resolveOptions({ secret: SECRET, cache: { touchAfter: 9 }, timeout: 0 }).cache, { maxEntries: 10000, touchAfter: 9 })
+  t.equal(resolveOptions({ secret: SECRET, cache: false }).cache, undefined)
+})
+
+t.test('ACL: a user without what the cache needs fails register, naming it', async (t) => {
+  const redis = await startRedis({
+    acl: [
+      'user default on nopass ~* &* +@all',
+      aclLine('sessions', 'sess:'),
+      aclLine('cached', 'sess:', ' ' + CACHE_ACL_COMMANDS),
+      aclLine('no-eval', 'sess:').replace(' +eval ', ' ')
+    ]
+  })
+  t.teardown(async () => await redis.stop())
+  const admin = redis.admin()
+  t.teardown(() => admin.disconnect())
+  const given = { redis, admin }
+  const urlOf = (user: string): string => `redis://${user}:${user}-secret@127.0.0.1:${redis.port}`
+  const registerError = async (user: string): Promise<FastifyError | undefined> => {
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    return await app.register(redisSession, { secret: SECRET, url: urlOf(user), cache: true }).ready().then(() => undefined, (err: FastifyError) => err)
+  }
+
+  const denied = await registerError('sessions')
+  t.equal(denied?.code, 'FST_RS_CONNECTION_REJECTED')
+  t.match(denied?.message, 'the ACL denies the user client|tracking, client|id, subscribe on keys like sess:access-check')
+  // without EVAL nothing can be asked beforehand: the first refusal says it
+  const refused = await registerError('no-eval')
+  t.equal(refused?.code, 'FST_RS_CONNECTION_REJECTED')
+  t.match(refused?.message, /CLIENT ID failed \(NOPERM.*needs Redis 6 or later, and an ACL user needs \+client\|id \+client\|tracking \+subscribe and the channel __redis__:invalidate/)
+
+  const logs: string[] = []
+  const a = await buildApp(t, { url: urlOf('cached'), cache: true }, routes, {}, given)
+  a.app.log.warn = ((_: unknown, message: string) => { logs.push(message) }) as typeof a.app.log.warn
+  const cookie = sessionCookie(await a.request('/write')) as string
+  t.same(await commandDelta(admin, async () => await a.request('/read', cookie)), {}, 'the recommended line with the cache\'s commands works')
+
+  // the ACL changes under a running app: the cache stays off, and says so
+  await admin.acl('SETUSER', 'cached', '-subscribe')
+  await admin.client('KILL', 'TYPE', 'pubsub')
+  await waitFor(async () => logs.includes('the session cache stays off'), { what: 'the refusal to be logged' })
+  t.same(await commandDelta(admin, async () => await a.request('/read', cookie)), { getex: 1 })
+  t.same(await commandDelta(admin, async () => await a.request('/read', cookie)), { getex: 1 })
 })
