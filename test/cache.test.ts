@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
-import { Cluster, type Redis } from 'ioredis'
+import { Cluster, type Redis, type RedisOptions } from 'ioredis'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
 import { resolveOptions } from '../lib/options.js'
 import { commandDelta, commandStats, startRedis, waitFor } from './helpers/index.js'
@@ -21,6 +21,10 @@ function routes (app: FastifyInstance): void {
   })
   app.get('/logout', async (request) => {
     await request.session.destroy()
+    return {}
+  })
+  app.get('/nested', async (request) => {
+    request.session.set('user', { name: 'ada' })
     return {}
   })
   app.get('/remember', async (request) => {
@@ -48,11 +52,11 @@ async function instance (t: Test, given: Awaited<ReturnType<typeof privateRedis>
   // ready, so that register waits for tracking to be on
   await client.ping()
   let channel: Redis | undefined
-  const duplicate = client.duplicate.bind(client)
-  client.duplicate = (override) => {
+  const duplicate = client.duplicate.bind(client) as (override?: RedisOptions) => Redis
+  client.duplicate = ((override?: RedisOptions) => {
     channel = duplicate(channelRetry === undefined ? override : { ...override, retryStrategy: () => channelRetry })
     return channel
-  }
+  }) as typeof client.duplicate
   const setup = await buildApp(t, { url: undefined, client, cache: true, ...options }, routes, {}, given)
   const n = async (cookie: string): Promise<number | null> => (await setup.request('/read', cookie)).json().n
   return { ...setup, client, channel: channel as Redis, n }
@@ -188,16 +192,51 @@ t.test('while the invalidation connection is down, nothing is served from the ca
   await b.n(cookie)
   t.same(await commandDelta(b.admin, async () => await b.n(cookie)), {}, 'cached')
   const closed = once(b.channel, 'close')
-  await given.admin.client('KILL', 'TYPE', 'pubsub')
+  await given.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
   await closed
   await a.request('/write', cookie)
   t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'the cache was emptied')
   t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'and is bypassed')
+  t.same(await commandDelta(b.admin, async () => await b.request('/write', cookie)), { getex: 1, set: 1 }, 'even by its own saves')
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 3)), { getex: 1 })
   await cachedAgain(b, cookie)
   const invalidated = invalidationOf(b.channel, idOf(cookie))
   await a.request('/write', cookie)
   await invalidated
-  t.equal(await b.n(cookie), 3, 'tracking is on again, with the new connection')
+  t.equal(await b.n(cookie), 4, 'tracking is on again, with the new connection')
+})
+
+t.test('turning tracking on again after a failure that is no refusal: a new invalidation connection tries again', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const ask = b.channel.client.bind(b.channel) as (...args: unknown[]) => Promise<unknown>
+  let failures = 0
+  // the first CLIENT ID of the next connection times out (ioredis sends CLIENT SETINFO through here too)
+  b.channel.client = (async (...args: unknown[]) => {
+    if (args[0] !== 'ID' || failures > 0) return await ask(...args)
+    failures++
+    throw new Error('Command timed out')
+  }) as unknown as typeof b.channel.client
+  await b.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+  await cachedAgain(b, cookie)
+  t.equal(failures, 1)
+  const invalidated = invalidationOf(b.channel, idOf(cookie))
+  await a.request('/write', cookie)
+  await invalidated
+  t.equal(await b.n(cookie), 2)
+})
+
+t.test('a read that fails leaves nothing cached; sweep and ping pass through', async (t) => {
+  const [a] = await twoInstances(t)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  const key = 'sess:' + idOf(cookie)
+  await a.admin.del(key)
+  await a.admin.hset(key, 'n', '1')
+  t.equal((await a.request('/read', cookie)).statusCode, 500)
+  t.equal((await a.request('/read', cookie)).statusCode, 500, 'still not cached')
+  t.equal(await a.app.sessionStore.sweep(), 0)
+  await a.app.sessionStore.ping()
+  t.same(await a.app.sessionStore.get(idOf(sessionCookie(await a.request('/write')) as string)), { n: 1 })
 })
 
 t.test('a reconnect of the reading connection turns tracking on again', async (t) => {
@@ -205,7 +244,7 @@ t.test('a reconnect of the reading connection turns tracking on again', async (t
   const cookie = sessionCookie(await a.request('/write')) as string
   const id = await b.client.client('ID')
   const ready = once(b.client, 'ready')
-  await b.admin.client('KILL', 'ID', String(id))
+  await b.admin.call('CLIENT', 'KILL', 'ID', String(id))
   await ready
   await cachedAgain(b, cookie)
   const invalidated = invalidationOf(b.channel, idOf(cookie))
@@ -284,10 +323,12 @@ t.test('a cached session whose expiry in Redis has passed is asked for again', a
   const given = await privateRedis(t)
   const a = await instance(t, given, { timeout: 1, cache: { touchAfter: 0 } })
   const cookie = sessionCookie(await a.request('/write')) as string
-  // the key stays, so its expiry in Redis is what the cache believes, not an invalidation
+  // the key stays, and its invalidation is held back: what the cache goes by is the expiry it believes
+  a.channel.stream.pause()
   await a.admin.persist('sess:' + idOf(cookie))
   await new Promise((resolve) => setTimeout(resolve, 1100))
   t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 1)), { getex: 1 })
+  a.channel.stream.resume()
 })
 
 t.test('without timeout nothing slides', async (t) => {
@@ -295,6 +336,21 @@ t.test('without timeout nothing slides', async (t) => {
   const a = await instance(t, given, { timeout: 0, cache: { touchAfter: 0 } })
   const cookie = sessionCookie(await a.request('/write')) as string
   t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {})
+})
+
+t.test('nested data read and not changed: nothing is written and the session stays cached', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given)
+  const cookie = sessionCookie(await a.request('/nested')) as string
+  t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {})
+  t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {})
+})
+
+t.test('LRU mode (redisTtl: false): nothing slides in Redis', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given, { redisTtl: false, cache: { touchAfter: 0 } })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 1)), {})
 })
 
 t.test('maxEntries holds: the least recently used session goes first', async (t) => {
@@ -322,7 +378,7 @@ t.test('register', async (t) => {
   t.test('with the plugin\'s own connection: it makes and closes a second one', async (t) => {
     const { redis, admin } = await privateRedis(t)
     const setup = await buildApp(t, { cache: true }, routes, {}, { redis, admin })
-    const clients = async (): Promise<number> => (await admin.client('LIST')).trim().split('\n').length
+    const clients = async (): Promise<number> => (await admin.call('CLIENT', 'LIST') as string).trim().split('\n').length
     t.equal(await clients(), 3, 'admin, reader and invalidation connection')
     const cookie = sessionCookie(await setup.request('/write')) as string
     t.same(await commandDelta(admin, async () => await setup.request('/read', cookie)), {})
@@ -415,7 +471,7 @@ t.test('ACL: a user without what the cache needs fails register, naming it', asy
 
   // the ACL changes under a running app: the cache stays off, and says so
   await admin.acl('SETUSER', 'cached', '-subscribe')
-  await admin.client('KILL', 'TYPE', 'pubsub')
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
   await waitFor(async () => logs.includes('the session cache stays off'), { what: 'the refusal to be logged' })
   t.same(await commandDelta(admin, async () => await a.request('/read', cookie)), { getex: 1 })
   t.same(await commandDelta(admin, async () => await a.request('/read', cookie)), { getex: 1 })

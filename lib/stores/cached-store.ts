@@ -58,11 +58,6 @@ export class CachedStore implements Store {
     this.#onSlideError = onSlideError
   }
 
-  /** How many sessions are cached. */
-  get size (): number {
-    return this.#entries.size
-  }
-
   /** Invalidations are on their way from now on: reads may fill the cache. */
   enable (): void {
     this.#enabled = true

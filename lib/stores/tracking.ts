@@ -34,7 +34,7 @@ export class Tracking {
   /** bumped whenever a connection closes: a reply to what was sent before says nothing of now */
   #generation = 0
   /** the first subscription's outcome, for `start` */
-  #subscribing: Promise<Error | undefined> | undefined
+  #subscribing: Promise<Error | undefined | void> | undefined
   #started = false
 
   constructor (reader: Redis, cache: Invalidated, prefix: string, log: FastifyBaseLogger) {
@@ -42,8 +42,9 @@ export class Tracking {
     this.#cache = cache
     this.#prefix = prefix
     this.#log = log
-    // ioredis would resubscribe before 'ready', where CLIENT ID can no longer be asked
-    this.#channel = reader.duplicate({ protocol: 2, autoResubscribe: false, lazyConnect: true })
+    // ioredis would resubscribe before 'ready', where CLIENT ID can no longer be asked; and
+    // neither queues nor resends a command: CLIENT ID and SUBSCRIBE answer for one connection
+    this.#channel = reader.duplicate({ protocol: 2, autoResubscribe: false, lazyConnect: true, enableOfflineQueue: false, autoResendUnfulfilledCommands: false })
     this.#channel.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => { cache.invalidate(keys) })
     this.#channel.on('error', (err: Error) => log.debug({ err }, 'session cache invalidation connection failed'))
     this.#channel.on('ready', this.#channelReady)
@@ -63,7 +64,7 @@ export class Tracking {
     if (this.#reader.status === 'ready') {
       await firstConnection(this.#channel)
       const refused = await this.#subscribing
-      if (refused !== undefined) {
+      if (refused instanceof Error) {
         await this.close()
         throw refused
       }
@@ -81,10 +82,7 @@ export class Tracking {
   }
 
   readonly #channelReady = (): void => {
-    this.#subscribing = this.#subscribe().then(() => undefined, (err: Error) => {
-      if (this.#started) this.#log.warn({ err }, 'the session cache stays off')
-      return err
-    })
+    this.#subscribing = this.#subscribe().catch(this.#failed)
   }
 
   readonly #channelClosed = (): void => {
@@ -93,7 +91,20 @@ export class Tracking {
   }
 
   readonly #readerReady = (): void => {
-    this.#track().catch((err: Error) => this.#log.warn({ err }, 'the session cache stays off'))
+    this.#track().catch(this.#failed)
+  }
+
+  /**
+   * A refusal (an ACL changed) keeps the cache off until a connection comes back; anything else
+   * (a timeout) is tried again on a new invalidation connection. Resolves to the refusal.
+   */
+  readonly #failed = (err: Error): Error | undefined => {
+    if (err instanceof FST_RS_CONNECTION_REJECTED) {
+      if (this.#started) this.#log.warn({ err }, 'the session cache stays off')
+      return err
+    }
+    this.#log.debug({ err }, 'turning the session cache on failed; trying again')
+    this.#channel.disconnect(true)
   }
 
   readonly #lost = (): void => {
@@ -102,10 +113,8 @@ export class Tracking {
   }
 
   async #subscribe (): Promise<void> {
-    const generation = this.#generation
     const id = await refusedAs('CLIENT ID', this.#channel.client('ID'))
     await refusedAs(`SUBSCRIBE ${CHANNEL}`, this.#channel.subscribe(CHANNEL))
-    if (generation !== this.#generation) return
     this.#channelId = id
     await this.#track()
   }
