@@ -89,4 +89,3 @@ for (const r of results) {
 }
 admin.disconnect()
 await server.stop()
-

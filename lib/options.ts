@@ -121,7 +121,11 @@ export interface RedisSessionOptions {
   decorator?: string
 }
 
-/** The `cache` option as an object. */
+/**
+ * The `cache` option as an object (`cache: true` takes the defaults).
+ * @example
+ * const cache: CacheOptions = { maxEntries: 50000, touchAfter: 60 }
+ */
 export interface CacheOptions {
   /** the most sessions kept; default 10000 */
   maxEntries?: number
