@@ -148,6 +148,18 @@ t.test('the own saves of B update its cache at once, even when A has the session
   t.equal(await a.n(cookie), 2, 'A sees it once the invalidation arrived')
 })
 
+t.test('concurrent saves of one session on one instance: the cache ends with what Redis holds', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given)
+  const cookie = sessionCookie(await a.request('/write')) as string
+  for (let round = 0; round < 3; round++) {
+    await Promise.all([a.request('/write', cookie), a.request('/write', cookie), a.request('/read', cookie), a.request('/write', cookie)])
+    const stored = JSON.parse((await a.admin.get('sess:' + idOf(cookie)) as string).split('|')[1]).n
+    for (let i = 0; i < 3; i++) t.equal(await a.n(cookie), stored)
+  }
+  t.same(await commandDelta(a.admin, async () => await a.n(cookie)), {}, 'and serves it from memory')
+})
+
 t.test('a read whose reply raced with an invalidation of its key is not cached', async (t) => {
   const [a, b] = await twoInstances(t)
   const cookie = sessionCookie(await a.request('/write')) as string

@@ -123,10 +123,12 @@ export class CachedStore implements Store {
     try {
       result = await this.#store.write(request, record)
     } finally {
-      // a failed or lost save leaves the key uncached: the next read asks Redis
       if (this.#redeem(id, ticket) && result === 'saved') {
         const { payload, expiresAt } = record
         this.#remember(id, { payload, createdAt: session.createdAt, timeout: session.timeout, owner: session.owner, expiresAt, slidAt: sentAt })
+      } else {
+        // what is cached is older than what Redis now holds (or the save failed, or lost to a destroy)
+        this.#entries.delete(id)
       }
     }
     return result
@@ -150,11 +152,13 @@ export class CachedStore implements Store {
     await this.#store.ping()
   }
 
-  /** This read or save is now the key's latest; an earlier one still under way will not fill the cache. */
+  /**
+   * This read or save is now the key's latest; an earlier one still under way will not fill the
+   * cache. What is cached stays served meanwhile, as Redis would have served it just before.
+   */
   #ticket (id: string): Ticket {
     const ticket = {}
     this.#tickets.set(id, ticket)
-    this.#entries.delete(id)
     return ticket
   }
 
