@@ -34,10 +34,14 @@ export function allVariants () {
     { name: BARE, server: 'bare', sessions: false },
     FLOOR_VARIANT,
     ...supportedLayouts().map(oursIn),
+    OURS_CACHED,
     { name: ANCHORS[0], server: 'fastify-session', sessions: true },
     { name: ANCHORS[1], server: 'mgcrea', sessions: true }
   ]
 }
+
+/** The string layout with the local cache: reads of a cached session send nothing to Redis. */
+export const OURS_CACHED = { name: 'ours (string, cache)', server: 'ours', sessions: true, ours: true, settings: { layout: 'string', cache: true } }
 
 export function oursIn (layout) {
   return { name: `ours (${layout})`, server: 'ours', sessions: true, ours: true, settings: { layout } }

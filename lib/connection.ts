@@ -166,6 +166,8 @@ export interface AccessNeeds {
   replicas: unknown
   /** `migrateFrom`: the old store's records are read and deleted too */
   migrateFrom?: { prefix: string }
+  /** the local cache: undefined when off */
+  cache?: unknown
 }
 
 // `K` stands for a session key; the arguments only need the right shape, nothing runs
@@ -179,6 +181,8 @@ const SLIDING = { string: ['getex K EX 1', 'expire K 1', 'persist K'], hash: ['h
 const SCRIPTS = ['eval s 1 K', 'evalsha 0000000000000000000000000000000000000000 1 K']
 /** what a take-over (`migrateFrom`) sends on keys under the old prefix */
 export const TAKEOVER_COMMANDS = ['get K', 'del K']
+// the local cache: tracking on the reading connection, its own subscribed invalidation connection
+const CACHE = ['client tracking on', 'client id', 'subscribe __redis__:invalidate']
 
 /**
  * The commands a registration sends: the layout's own and what runs inside its Lua scripts.
@@ -191,6 +195,7 @@ export function neededCommands (needs: AccessNeeds): string[] {
     ...(scripted ? SCRIPTS : []),
     ...(needs.redisTtl ? SLIDING[needs.layout] : []),
     ...(needs.replicas === undefined ? [] : ['wait 0 0']),
+    ...(needs.cache === undefined ? [] : CACHE),
     // the owner index (`setOwner`, `listByOwner`)
     'sadd K m', 'srem K m', 'smembers K',
     'ping'
@@ -204,7 +209,9 @@ local denied = {}
 for i = 2, #ARGV do
   local command = {}
   for word in string.gmatch(ARGV[i], '%S+') do command[#command + 1] = word == 'K' and ARGV[1] or word end
-  if not redis.acl_check_cmd(unpack(command)) then denied[#denied + 1] = command[1] end
+  if not redis.acl_check_cmd(unpack(command)) then
+    denied[#denied + 1] = command[1] == 'client' and 'client|' .. command[2] or command[1]
+  end
 end
 return denied`
 

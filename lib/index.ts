@@ -3,7 +3,7 @@ import type { SessionStore } from './stores/index.js'
 import { plugin } from './plugin.js'
 
 export { errorCodes } from './errors.js'
-export type { RedisSessionOptions, TlsSettings, RedisNode } from './options.js'
+export type { RedisSessionOptions, TlsSettings, RedisNode, CacheOptions } from './options.js'
 export type { Session, SessionData } from './session.js'
 export type { SessionStore } from './stores/index.js'
 export type { CookieAttributes } from './cookie.js'

@@ -94,6 +94,16 @@ export interface RedisSessionOptions {
   compress?: false | { threshold?: number, algorithm?: CompressionAlgorithm }
   /** Every save waits until this many replicas acknowledged it. */
   replicas?: { count: number, timeout: number }
+  /**
+   * Keep recently used sessions in this process's memory, kept true by Redis (`CLIENT TRACKING`,
+   * Redis 6 or later): a read of a cached session sends no command. `maxEntries` (default 10000)
+   * bounds the cache, least recently used out first; `touchAfter` (seconds, default a tenth of
+   * `timeout`) is how often a cached read slides the session's expiry in Redis, so a session may
+   * expire up to `touchAfter` early. String layout only; not with Redis Cluster yet. Default off.
+   * @example
+   * { cache: { maxEntries: 50000, touchAfter: 60 } }
+   */
+  cache?: boolean | CacheOptions
   /** default `session` */
   cookieName?: string
   /**
@@ -122,6 +132,18 @@ export interface RedisSessionOptions {
   migrateFrom?: MigrateFromOptions
 }
 
+/**
+ * The `cache` option as an object (`cache: true` takes the defaults).
+ * @example
+ * const cache: CacheOptions = { maxEntries: 50000, touchAfter: 60 }
+ */
+export interface CacheOptions {
+  /** the most sessions kept; default 10000 */
+  maxEntries?: number
+  /** seconds between expiry slides of a session served from the cache; default a tenth of `timeout` */
+  touchAfter?: number
+}
+
 /** Options after defaults, as the rest of the plugin reads them. */
 export interface ResolvedOptions {
   secrets: string[]
@@ -142,6 +164,8 @@ export interface ResolvedOptions {
   /** undefined = off */
   compress: Compression | undefined
   replicas: { count: number, timeout: number } | undefined
+  /** undefined = off */
+  cache: Required<CacheOptions> | undefined
   cookieName: string
   cookie: CookieAttributes
   cookieOnException: boolean
@@ -216,6 +240,13 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
     }, { additionalProperties: false })
   ]),
   replicas: Type.Object({ count: Type.Integer({ minimum: 1 }), timeout: Milliseconds }, { additionalProperties: false }),
+  cache: Type.Union([
+    Type.Boolean(),
+    Type.Object({
+      maxEntries: Type.Optional(Type.Integer({ minimum: 1 })),
+      touchAfter: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT, unit: 'seconds' }))
+    }, { additionalProperties: false })
+  ]),
   cookieName: CookieName,
   cookie: Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/[^;\\s]*$', description: "a path starting with / without ';' or whitespace" })),
@@ -261,6 +292,7 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
     partitioned: false,
     ...options.cookie
   }
+  const timeout = options.timeout === undefined ? 1200 : options.timeout ?? 0
   return {
     secrets: typeof options.secret === 'string' ? [options.secret] : options.secret,
     connection: {
@@ -280,7 +312,7 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
       commandTimeout: options.commandTimeout ?? 2000
     },
     prefix: options.prefix ?? 'sess:',
-    timeout: options.timeout === undefined ? 1200 : options.timeout ?? 0,
+    timeout,
     redisTtl: options.redisTtl ?? true,
     detectChanges: options.detectChanges ?? true,
     encode: options.encode ?? JSON.stringify,
@@ -294,6 +326,7 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
       ? undefined
       : { threshold: options.compress.threshold ?? 400, algorithm: options.compress.algorithm ?? 'deflate' },
     replicas: options.replicas,
+    cache: cacheSettings(options.cache, timeout),
     cookieName: options.cookieName ?? 'session',
     cookie,
     cookieOnException: options.cookieOnException ?? true,
@@ -310,6 +343,12 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
   }
 }
 
+function cacheSettings (cache: RedisSessionOptions['cache'], timeout: number): Required<CacheOptions> | undefined {
+  if (cache === undefined || cache === false) return undefined
+  const { maxEntries = 10000, touchAfter = Math.floor(timeout / 10) } = cache === true ? {} : cache
+  return { maxEntries, touchAfter }
+}
+
 function findProblems (options: Record<string, unknown>): string[] {
   if (typeof options !== 'object' || options === null) return ['options must be an object']
   const problems = schemaProblems(optionsSchema, options)
@@ -318,6 +357,7 @@ function findProblems (options: Record<string, unknown>): string[] {
   for (const key of BUCKETED_ONLY) {
     if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout 'bucketed': set /layout to 'bucketed' or remove /${key}`)
   }
+  if (options.cache !== undefined && options.cache !== false) problems.push(...cacheProblems(options))
   const cookie = options.cookie as Partial<CookieAttributes> | undefined
   if (cookie?.sameSite === 'none' && cookie.secure === false) {
     problems.push("/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true")
@@ -325,6 +365,23 @@ function findProblems (options: Record<string, unknown>): string[] {
   const migrateFrom = options.migrateFrom as Partial<MigrateFromOptions> | undefined
   if (migrateFrom?.cookieName !== undefined && migrateFrom.cookieName === (options.cookieName ?? 'session')) {
     problems.push(`/migrateFrom/cookieName must differ from /cookieName ('${migrateFrom.cookieName}'): the old cookie is expired once taken over, so give this plugin's cookie another name`)
+  }
+  return problems
+}
+
+/** What the local cache does not support yet. */
+function cacheProblems (options: Record<string, unknown>): string[] {
+  const problems: string[] = []
+  if (options.layout !== undefined && options.layout !== 'string') {
+    problems.push('/cache only supports layout \'string\' for now: remove /cache or set /layout to \'string\'')
+  }
+  if (options.cluster !== undefined || (options.client as Cluster | undefined)?.isCluster === true) {
+    problems.push('/cache does not support Redis Cluster yet: remove /cache, or use a standalone or Sentinel-managed Redis')
+  }
+  const touchAfter = (options.cache as CacheOptions).touchAfter
+  const timeout = options.timeout === undefined ? 1200 : options.timeout
+  if (typeof touchAfter === 'number' && typeof timeout === 'number' && timeout > 0 && touchAfter >= timeout) {
+    problems.push(`/cache/touchAfter must be less than /timeout (${timeout}): a session served from the cache would expire in Redis between two slides`)
   }
   return problems
 }

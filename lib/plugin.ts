@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
 import { checkAccess, connect, firstConnection } from './connection.js'
 import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from './cookie.js'
 import { cookieDelivery } from './cookie-delivery.js'
@@ -9,7 +10,8 @@ import { SessionTakeover } from './migrate.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
 import { OutageWatch } from './outage.js'
 import { RedisSession } from './session.js'
-import { createStore, scheduleSweeps, sessionStoreApi } from './stores/index.js'
+import { createStores, scheduleSweeps, sessionStoreApi } from './stores/index.js'
+import { Tracking } from './stores/tracking.js'
 import type { LoadedSession } from './stores/store.js'
 
 type Decorated = Record<string, RedisSession | null>
@@ -36,7 +38,15 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     throw err
   })
 
-  const store = createStore(opts, client)
+  const { store, cache } = createStores(opts, client, (err) => fastify.log.warn({ err }, 'sliding the expiry of a cached session failed'))
+  if (cache !== undefined) {
+    const tracking = new Tracking(client as Redis, cache, opts.prefix, fastify.log)
+    fastify.addHook('onClose', async () => await tracking.close())
+    await tracking.start().catch((err) => {
+      if (owned) client.disconnect()
+      throw err
+    })
+  }
   fastify.addHook('preClose', async () => await store.settle())
   if (opts.sweepInterval !== undefined) {
     const stopSweeps = scheduleSweeps(store, opts.sweepInterval, (err) => fastify.log.warn({ err }, 'session sweep failed'))

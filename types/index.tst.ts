@@ -4,6 +4,7 @@ import { describe, expect, test } from 'tstyche'
 import redisSession, {
   errorCodes,
   redisSession as named,
+  type CacheOptions,
   type MigrateFromOptions,
   type RedisSessionOptions,
   type Session,
@@ -52,6 +53,12 @@ describe('the plugin', () => {
     expect<{ secret: string }>().type.toBeAssignableTo<RedisSessionOptions>()
     expect<{ url: string }>().type.not.toBeAssignableTo<RedisSessionOptions>()
     expect<RedisSessionOptions['client']>().type.toBe<Redis | Cluster | undefined>()
+  })
+
+  test('cache: true or its settings', () => {
+    expect<{ secret: string, cache: true }>().type.toBeAssignableTo<RedisSessionOptions>()
+    expect<{ secret: string, cache: { maxEntries: number, touchAfter: number } }>().type.toBeAssignableTo<RedisSessionOptions>()
+    expect<RedisSessionOptions['cache']>().type.toBe<boolean | CacheOptions | undefined>()
   })
 })
 

@@ -3,6 +3,7 @@ import { Codec, type SessionRecordData } from '../codec.js'
 import { isValidId } from '../id.js'
 import type { ResolvedOptions } from '../options.js'
 import { BucketedStore } from './bucketed-store.js'
+import { CachedStore } from './cached-store.js'
 import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
 import type { Store, StoreOptions } from './store.js'
@@ -12,12 +13,27 @@ export type { Store } from './store.js'
 
 /** The store of the configured layout, with its owner index. */
 export function createStore (options: ResolvedOptions, client: Redis | Cluster): OwnerIndexedStore {
-  return new OwnerIndexedStore(layoutStore(options, client), options.prefix)
+  return createStores(options, client).store
 }
 
-function layoutStore (options: ResolvedOptions, client: Redis | Cluster): Store {
+export interface Stores {
+  store: OwnerIndexedStore
+  /** the local cache inside `store`, when `cache` is on, for the tracking connection to keep true */
+  cache: CachedStore | undefined
+}
+
+/** The store of the configured layout, with the local cache (`cache`) and the owner index; `onSlideError` hears of failed expiry slides of cached sessions. */
+export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void = () => {}): Stores {
+  const storeOptions = layoutOptions(options, client)
+  const layout = layoutStore(options, storeOptions)
+  // options.ts allows the cache with the string layout only
+  const cache = options.cache === undefined ? undefined : new CachedStore(layout as StringStore, storeOptions, options.cache, onSlideError)
+  return { store: new OwnerIndexedStore(cache ?? layout, options.prefix), cache }
+}
+
+function layoutOptions (options: ResolvedOptions, client: Redis | Cluster): StoreOptions {
   const { encode, decode, maxSize, compress } = options
-  const storeOptions: StoreOptions = {
+  return {
     client,
     codec: new Codec({ encode, decode, maxSize, compress }),
     prefix: options.prefix,
@@ -25,6 +41,9 @@ function layoutStore (options: ResolvedOptions, client: Redis | Cluster): Store 
     redisTtl: options.redisTtl,
     replicas: options.replicas
   }
+}
+
+function layoutStore (options: ResolvedOptions, storeOptions: StoreOptions): Store {
   switch (options.layout) {
     case 'hash': return new HashStore(storeOptions)
     case 'bucketed': return new BucketedStore({ ...storeOptions, buckets: options.buckets })

@@ -17,6 +17,8 @@ export interface Header {
   header: string
   /** seconds the session lives from now: its own timeout or the configured one; 0 = never */
   timeout: number
+  /** LRU mode: ms since epoch after which the record counts as expired; undefined = never */
+  expiresAt: number | undefined
 }
 
 /**
@@ -25,9 +27,9 @@ export interface Header {
  */
 export function formatHeader (session: StoredSession, expiry: Expiry): Header {
   const timeout = session.timeout ?? expiry.timeout
-  const expiresAt = !expiry.redisTtl && timeout > 0 ? Date.now() + timeout * 1000 : ''
+  const expiresAt = !expiry.redisTtl && timeout > 0 ? Date.now() + timeout * 1000 : undefined
   const owner = session.owner === undefined ? '' : ':' + Buffer.from(session.owner).toString('base64url')
-  return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt}${owner}`, timeout }
+  return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt ?? ''}${owner}`, timeout, expiresAt }
 }
 
 // bounded digits: a timeout has at most 10 (MAX_TIMEOUT), ms timestamps at most 15, so each is a
@@ -57,6 +59,10 @@ export interface EncodedRecord {
   value: Stored
   /** seconds the session lives from now; 0 = never */
   timeout: number
+  /** the encoded data, before compression: what a loaded session's snapshot is */
+  payload: string
+  /** as in the header */
+  expiresAt: number | undefined
 }
 
 /**
@@ -67,11 +73,11 @@ export function encodeRecord (codec: Codec, expiry: Expiry, request: SaveRequest
   const payload = codec.encode(request.session.data)
   if (request.onlyIfChanged && payload === request.snapshot) return undefined
   codec.checkEncodedSize(payload)
-  const { header, timeout } = formatHeader(request.session, expiry)
+  const { header, timeout, expiresAt } = formatHeader(request.session, expiry)
   const packed = codec.pack(payload)
   const value = typeof packed === 'string' ? `${header}|${packed}` : Buffer.concat([Buffer.from(header + '|'), packed])
   codec.checkSize(value)
-  return { value, timeout }
+  return { value, timeout, payload, expiresAt }
 }
 
 /** The session in a value `encodeRecord` made; its snapshot is the encoded data. */

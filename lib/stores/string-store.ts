@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { decodeRecord, encodeRecord } from './record.js'
+import { decodeRecord, encodeRecord, type EncodedRecord } from './record.js'
 import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
@@ -45,9 +45,18 @@ export class StringStore extends KeyPerSessionStore implements Store {
   }
 
   async save (request: SaveRequest): Promise<SaveResult> {
-    const { client, codec, prefix, redisTtl, replicas } = this.#options
-    const record = encodeRecord(codec, this.#options, request)
-    if (record === undefined) return 'unchanged'
+    const record = this.encode(request)
+    return record === undefined ? 'unchanged' : await this.write(request, record)
+  }
+
+  /** What a save of `request` writes; undefined when only a change is to be written and there is none. */
+  encode (request: SaveRequest): EncodedRecord | undefined {
+    return encodeRecord(this.#options.codec, this.#options, request)
+  }
+
+  /** Writes the record `encode` made of `request`. */
+  async write (request: SaveRequest, record: EncodedRecord): Promise<SaveResult> {
+    const { client, prefix, redisTtl, replicas } = this.#options
     const key = prefix + request.id
     // one SET overload serves both conditions
     const condition = (request.isNew ? 'NX' : 'XX') as 'NX'

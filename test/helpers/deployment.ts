@@ -14,6 +14,9 @@ export const ACL_COMMANDS = '+get +getex +set +del +exists +expire +persist +hge
 /** What ioredis' Cluster client adds: the slot map, the ready check, its named slot-map connection. */
 export const CLUSTER_ACL_COMMANDS = '+cluster|slots +cluster|info +client|setname'
 
+/** What the local cache (`cache`) adds: tracking, and the invalidation connection's id and channel. */
+export const CACHE_ACL_COMMANDS = '+client|id +client|tracking +subscribe &__redis__:invalidate'
+
 /** The README's recommended ACL line for `user`, on keys under `prefix`. */
 export function aclLine (user: string, prefix: string, extra = ''): string {
   return `user ${user} on >${user}-secret resetkeys ~${prefix}* resetchannels -@all ${ACL_COMMANDS}${extra}`

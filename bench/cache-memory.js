@@ -1,0 +1,80 @@
+// Heap bytes per session in the local cache (`cache`): saves N sessions through the built stores
+// with the cache on (each own save fills it) and prints the heap increase after gc divided by N,
+// for a small session and a 4 KB one; then N with maxEntries N/2, to show the bound holds.
+//   npm run build && node --expose-gc bench/cache-memory.js [--sessions 20000]
+import { randomBytes } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+import { resolveOptions } from '../dist/options.js'
+import { createStores } from '../dist/stores/index.js'
+import { startRedis } from './redis.js'
+
+if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc')
+const { values } = parseArgs({ options: { sessions: { type: 'string', default: '20000' } } })
+const SESSIONS = Number(values.sessions)
+const IN_FLIGHT = 500
+
+// bench/memory.js's online shop session (~280 bytes of JSON), and the same with notes up to 4 KB
+function small (i) {
+  return {
+    user: { id: `u_${100000 + i}`, name: 'Ada Lovelace' },
+    roles: ['customer', 'newsletter'],
+    _csrf: randomBytes(18).toString('base64url'),
+    cart: [
+      { sku: 'SKU-10452', quantity: 1, price: 1999 },
+      { sku: 'SKU-20071', quantity: 2, price: 450 },
+      { sku: 'SKU-31337', quantity: 1, price: 12900 }
+    ]
+  }
+}
+function large (i) {
+  const data = small(i)
+  data.notes = randomBytes(4096).toString('base64url').slice(0, 4096 - JSON.stringify(data).length - 12)
+  return data
+}
+
+function heap () {
+  globalThis.gc()
+  globalThis.gc()
+  return process.memoryUsage().heapUsed
+}
+
+async function bytesPerSession (redis, payload, maxEntries) {
+  const client = new Redis(redis.url)
+  try {
+    const { store, cache } = createStores(resolveOptions({ secret: 'x'.repeat(32), client, cache: { maxEntries } }), client)
+    // what the tracking connection does once Redis confirms tracking
+    cache.enable()
+    const before = heap()
+    for (let start = 0; start < SESSIONS; start += IN_FLIGHT) {
+      const saves = []
+      for (let i = start; i < Math.min(start + IN_FLIGHT, SESSIONS); i++) {
+        const session = { data: payload(i), createdAt: Date.now(), timeout: undefined, owner: undefined }
+        saves.push(store.save({ id: randomBytes(32).toString('base64url'), session, isNew: true, onlyIfChanged: false }))
+      }
+      await Promise.all(saves)
+    }
+    const bytes = heap() - before
+    // kept alive until measured
+    cache.disable()
+    return Math.round(bytes / SESSIONS)
+  } finally {
+    client.disconnect()
+  }
+}
+
+const redis = await startRedis()
+try {
+  console.log(`${SESSIONS} sessions saved with the cache on; heap bytes per session (heapUsed after gc / sessions)\n`)
+  console.log('| session | JSON bytes | maxEntries ≥ sessions | maxEntries = sessions / 2 |')
+  console.log('|---|---:|---:|---:|')
+  for (const [name, payload] of [['small', small], ['4 KB', large]]) {
+    const all = await bytesPerSession(redis, payload, SESSIONS)
+    await redis.flush()
+    const half = await bytesPerSession(redis, payload, SESSIONS / 2)
+    await redis.flush()
+    console.log(`| ${name} | ${Buffer.byteLength(JSON.stringify(payload(0)))} | ${all} | ${half} |`)
+  }
+} finally {
+  await redis.stop()
+}
