@@ -39,6 +39,11 @@ export function cookieDelivery (cookieName: string, attributes: CookieAttributes
 
 type Problems = ReturnType<typeof describeProblems>
 
+/** The host without its port; Fastify's own `request.hostname` cut `[::1]:3000` to `[` before 5.x. */
+function hostnameOf (host: string): string {
+  return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0]
+}
+
 function problemOf (request: FastifyRequest, secure: CookieAttributes['secure'], problems: Problems): DeliveryProblem | undefined {
   if (secure === false || request.protocol === 'https') return undefined
   // Fastify reads X-Forwarded-Proto only from a trusted proxy; here it was not trusted
@@ -46,7 +51,7 @@ function problemOf (request: FastifyRequest, secure: CookieAttributes['secure'],
   const proxiedHttps = typeof proto === 'string' && proto.slice(proto.lastIndexOf(',') + 1).trim().toLowerCase() === 'https'
   if (secure === true) {
     if (proxiedHttps) return problems.secureBehindUntrustedProxy
-    return LOOPBACK.test(request.hostname) ? problems.secureOnLoopback : problems.secureOverHttp
+    return LOOPBACK.test(hostnameOf(request.host)) ? problems.secureOnLoopback : problems.secureOverHttp
   }
   // secure: 'auto' sends no Secure attribute on this request
   if (proxiedHttps) return problems.autoBehindUntrustedProxy
