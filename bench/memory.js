@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { resolveOptions } from '../dist/options.js'
-import { createStore } from '../dist/stores/index.js'
+import { createStores } from '../dist/stores/index.js'
 import { startRedis } from './redis.js'
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '100000' } } })
@@ -56,7 +56,7 @@ async function bytesPerSession (variant, compression) {
   try {
     for (const [name, value] of Object.entries(variant.config ?? {})) await client.config('SET', name, value)
     const options = resolveOptions({ secret: 'x'.repeat(32), client, compress: compression.compress, ...variant.options })
-    const store = createStore(options, client)
+    const { store } = createStores(options, client)
     // a first save loads the scripts, so their memory is not counted
     await store.save({ id: 'warm-up', session: { data: {}, createdAt: Date.now() }, isNew: true, onlyIfChanged: false })
     const before = await usedMemory(client)

@@ -11,11 +11,6 @@ import { StringStore } from './string-store.js'
 
 export type { Store } from './store.js'
 
-/** The store of the configured layout, with its owner index. */
-export function createStore (options: ResolvedOptions, client: Redis | Cluster): OwnerIndexedStore {
-  return createStores(options, client).store
-}
-
 export interface Stores {
   store: OwnerIndexedStore
   /** the local cache inside `store`, when `cache` is on, for the tracking connection to keep true */
