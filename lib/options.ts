@@ -2,7 +2,7 @@ import Type, { type TSchema } from 'typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { Compression, CompressionAlgorithm } from './codec.js'
-import { MAX_COOKIE_AGE, type CookieAttributes } from './cookie.js'
+import { MAX_COOKIE_AGE, securePrefixOf, type CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
 import type { MigrateFromOptions, ResolvedMigration } from './migrate.js'
 import { schemaProblems } from './schema-problems.js'
@@ -322,9 +322,26 @@ function findProblems (options: Record<string, unknown>): string[] {
   if (cookie?.sameSite === 'none' && cookie.secure === false) {
     problems.push("/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true")
   }
+  if (typeof options.cookieName === 'string') problems.push(...prefixProblems(options.cookieName, cookie ?? {}))
   const migrateFrom = options.migrateFrom as Partial<MigrateFromOptions> | undefined
   if (migrateFrom?.cookieName !== undefined && migrateFrom.cookieName === (options.cookieName ?? 'session')) {
     problems.push(`/migrateFrom/cookieName must differ from /cookieName ('${migrateFrom.cookieName}'): the old cookie is expired once taken over, so give this plugin's cookie another name`)
+  }
+  return problems
+}
+
+/** What browsers enforce on a cookie named `__Secure-…` or `__Host-…`: they drop it otherwise. */
+function prefixProblems (cookieName: string, cookie: Partial<CookieAttributes>): string[] {
+  const prefix = securePrefixOf(cookieName)
+  if (prefix === undefined) return []
+  const because = `when /cookieName starts with ${prefix} (browsers refuse such a cookie otherwise)`
+  const problems: string[] = []
+  if (cookie.secure === false) {
+    problems.push(`/cookie/secure must not be false ${because}: use secure: true, or 'auto' if the app also answers plain http (a new session is then not stored on http)`)
+  }
+  if (prefix.toLowerCase() === '__host-') {
+    if (cookie.path !== undefined && cookie.path !== '/') problems.push(`/cookie/path must be '/' ${because}: remove /cookie/path`)
+    if (cookie.domain !== undefined) problems.push(`/cookie/domain must be absent ${because}: remove /cookie/domain (the cookie then goes to this host only), or use a __Secure- name`)
   }
   return problems
 }

@@ -162,6 +162,35 @@ t.test('sameSite "none" needs a secure cookie', async (t) => {
   t.same(problems(err), ["/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true"])
 })
 
+t.test('a __Host- or __Secure- cookie name is held to what browsers enforce', async (t) => {
+  const because = (prefix: string): string => `when /cookieName starts with ${prefix} (browsers refuse such a cookie otherwise)`
+  const host = await registerError({ ...valid, cookieName: '__Host-sid', cookie: { secure: false, path: '/app', domain: 'example.com' } })
+  t.equal(host.code, 'FST_RS_INVALID_OPTIONS')
+  t.same(problems(host), [
+    `/cookie/secure must not be false ${because('__Host-')}: use secure: true, or 'auto' if the app also answers plain http (a new session is then not stored on http)`,
+    `/cookie/path must be '/' ${because('__Host-')}: remove /cookie/path`,
+    `/cookie/domain must be absent ${because('__Host-')}: remove /cookie/domain (the cookie then goes to this host only), or use a __Secure- name`
+  ])
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__host-sid', cookie: { path: '/app' } })), ['/cookie/path'], 'browsers match the prefix in any case')
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__Secure-sid', cookie: { secure: false } })), ['/cookie/secure'])
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__SECURE-sid', cookie: { secure: false } })), ['/cookie/secure'])
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__Secure-sid', cookie: { secure: false, sameSite: 'none' } })), ['/cookie/secure', '/cookie/secure'], 'both reasons are given')
+
+  const allowed: Options[] = [
+    { cookieName: '__Host-sid' },
+    { cookieName: '__Host-sid', cookie: { secure: true, path: '/' } },
+    { cookieName: '__Host-sid', cookie: { secure: 'auto', sameSite: 'strict', partitioned: true } },
+    { cookieName: '__Secure-sid', cookie: { secure: 'auto', path: '/app', domain: 'example.com' } },
+    { cookieName: '__Secure-sid', cookie: { secure: true } },
+    { cookieName: 'Host-sid', cookie: { secure: false, domain: 'example.com' } },
+    { cookieName: '_Host-sid', cookie: { secure: false, path: '/app' } },
+    { cookieName: 'x__Secure-sid', cookie: { secure: false } }
+  ]
+  for (const options of allowed) {
+    t.same(badPaths(await registerError({ ...valid, ...options, port: 0 })), ['/port'], JSON.stringify(options))
+  }
+})
+
 t.test('cookie path, domain and attributes', async (t) => {
   for (const path of ['app', '/a;b', '/a b', '', '/a\tb']) {
     t.same(badPaths(await registerError({ ...valid, cookie: { path } })), ['/cookie/path'], JSON.stringify(path))
