@@ -318,6 +318,11 @@ function findProblems (options: Record<string, unknown>): string[] {
   for (const key of BUCKETED_ONLY) {
     if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout 'bucketed': set /layout to 'bucketed' or remove /${key}`)
   }
+  const replicas = options.replicas as Partial<{ timeout: unknown }> | undefined
+  const commandTimeout = typeof options.commandTimeout === 'number' ? options.commandTimeout : 2000
+  if (typeof replicas?.timeout === 'number' && replicas.timeout >= commandTimeout) {
+    problems.push(`/replicas/timeout must be less than /commandTimeout (${commandTimeout} ms): a save's WAIT would outlast the request waiting for it, and keep blocking its connection. Lower /replicas/timeout or raise /commandTimeout`)
+  }
   const cookie = options.cookie as Partial<CookieAttributes> | undefined
   if (cookie?.sameSite === 'none' && cookie.secure === false) {
     problems.push("/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true")

@@ -38,6 +38,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
 
   const store = createStore(opts, client)
   fastify.addHook('preClose', async () => await store.settle())
+  fastify.addHook('onClose', async () => store.close())
   if (opts.sweepInterval !== undefined) {
     const stopSweeps = scheduleSweeps(store, opts.sweepInterval, (err) => fastify.log.warn({ err }, 'session sweep failed'))
     fastify.addHook('preClose', stopSweeps)

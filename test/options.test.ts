@@ -123,7 +123,8 @@ t.test('valid values of every kind are not reported', async (t) => {
     { client: admin },
     { socketPath: '/tmp/redis.sock' },
     { url: 'rediss://user:pw@redis.example:6380/2' },
-    { replicas: { count: 1, timeout: 100 }, connectTimeout: 1, commandTimeout: 1 },
+    { replicas: { count: 1, timeout: 100 }, connectTimeout: 1, commandTimeout: 101 },
+    { replicas: { count: 1, timeout: 1999 } },
     { encode: JSON.stringify, decode: JSON.parse, shouldSetCookie: () => true },
     { cookie: { path: '/app', domain: '.example.com', httpOnly: false, sameSite: false, secure: 'auto', maxAge: 1, partitioned: true } },
     { cookie: { sameSite: 'none', secure: 'auto' } },
@@ -189,6 +190,13 @@ t.test('a __Host- or __Secure- cookie name is held to what browsers enforce', as
   for (const options of allowed) {
     t.same(badPaths(await registerError({ ...valid, ...options, port: 0 })), ['/port'], JSON.stringify(options))
   }
+})
+
+t.test('replicas.timeout below commandTimeout: a WAIT never outlasts the request that waits for it', async (t) => {
+  const message = (commandTimeout: number): string => `/replicas/timeout must be less than /commandTimeout (${commandTimeout} ms): a save's WAIT would outlast the request waiting for it, and keep blocking its connection. Lower /replicas/timeout or raise /commandTimeout`
+  t.same(problems(await registerError({ ...valid, replicas: { count: 1, timeout: 2000 } })), [message(2000)], 'the default commandTimeout')
+  t.same(problems(await registerError({ ...valid, replicas: { count: 1, timeout: 600 }, commandTimeout: 500 })), [message(500)])
+  t.same(badPaths(await registerError({ ...valid, replicas: { count: 1, timeout: 2500 }, commandTimeout: '2s' })), ['/commandTimeout', '/replicas/timeout'], 'an invalid commandTimeout counts as the default')
 })
 
 t.test('cookie path, domain and attributes', async (t) => {

@@ -3,6 +3,7 @@ import { Codec, type SessionRecordData } from '../codec.js'
 import { isValidId } from '../id.js'
 import type { ResolvedOptions } from '../options.js'
 import { BucketedStore } from './bucketed-store.js'
+import { DurableSaves } from './durable-saves.js'
 import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
 import type { Store, StoreOptions } from './store.js'
@@ -10,9 +11,10 @@ import { StringStore } from './string-store.js'
 
 export type { Store } from './store.js'
 
-/** The store of the configured layout, with its owner index. */
+/** The store of the configured layout, with its owner index; with `replicas`, saving on connections of its own. */
 export function createStore (options: ResolvedOptions, client: Redis | Cluster): OwnerIndexedStore {
-  return new OwnerIndexedStore(layoutStore(options, client), options.prefix)
+  if (options.replicas === undefined) return new OwnerIndexedStore(layoutStore(options, client), options.prefix)
+  return new DurableSaves(client, (connection) => layoutStore(options, connection), options.prefix, options.connection.commandTimeout)
 }
 
 function layoutStore (options: ResolvedOptions, client: Redis | Cluster): Store {
