@@ -103,6 +103,27 @@ t.test('an ACL user with the recommended line, plus what the Cluster client need
   t.same(await Promise.all(admins.map(async (admin) => await admin.call('ACL', 'LOG'))), [[], [], []], 'no node denied anything')
 })
 
+// Issue 15: ioredis' Cluster retried its refused ready check (CLUSTER INFO) forever, silently,
+// so register hung; a user without the slot map failed already.
+t.test('an ACL user without what the Cluster client needs: register fails with FST_RS_CONNECTION_REJECTED naming it', async (t) => {
+  for (const missing of ['+cluster|info', '+cluster|slots']) {
+    const granted = CLUSTER_ACL_COMMANDS.split(' ').filter((command) => command !== missing).join(' ')
+    const setUser = aclLine('partial', 'sess:', ' ' + granted).split(' ').slice(1)
+    await Promise.all(admins.map(async (admin) => {
+      await admin.call('ACL', 'SETUSER', 'partial', 'reset')
+      await admin.call('ACL', 'SETUSER', ...setUser)
+    }))
+    const app = Fastify()
+    t.teardown(async () => await app.close())
+    const started = performance.now()
+    await t.rejects(async () => await app.register(redisSession, { secret: SECRET, cluster: { nodes: cluster.nodes }, username: 'partial', password: 'partial-secret' }).ready(), {
+      code: 'FST_RS_CONNECTION_REJECTED',
+      message: `NOPERM this user has no permissions to run the '${missing.slice(1)}' command (a Cluster's ACL user also needs ${CLUSTER_ACL_COMMANDS})`
+    }, `without ${missing}`)
+    t.ok(performance.now() - started < 2000, `at once (${Math.round(performance.now() - started)} ms)`)
+  }
+})
+
 t.test('a wrong or missing password fails register with FST_RS_CONNECTION_REJECTED', async (t) => {
   for (const password of ['wrong', undefined]) {
     const app = Fastify()

@@ -12,7 +12,7 @@ import { sessionCookie } from './app.js'
 export const ACL_COMMANDS = '+get +getex +set +del +exists +expire +persist +hget +hgetall +hset +hdel +hexists ' +
   '+zadd +zrem +zscore +zrangebyscore +sadd +srem +smembers +time +eval +evalsha +wait +ping +info'
 /** What ioredis' Cluster client adds: the slot map, the ready check, its named slot-map connection. */
-export const CLUSTER_ACL_COMMANDS = '+cluster|slots +cluster|info +client|setname'
+export { CLUSTER_COMMANDS as CLUSTER_ACL_COMMANDS } from '../../lib/connection.js'
 
 /** The README's recommended ACL line for `user`, on keys under `prefix`. */
 export function aclLine (user: string, prefix: string, extra = ''): string {
