@@ -82,15 +82,18 @@ export class ConnectionPool<T> {
 }
 
 /**
- * Resolves once `connection` is ready, and with a Cluster every master's connection too: the
- * Cluster refuses a second command for a node still connecting ("Connection is closed."), as a
- * save's write and WAIT would be for a node it has not used yet. Rejects with
+ * Resolves once `connection` is ready, and with a Cluster the masters it has not connected to yet:
+ * the Cluster refuses a second command for a node still connecting ("Connection is closed."), as
+ * a save's write and WAIT would be for a node it has not used yet. A master already connected
+ * is not waited for, even when it fails: its commands fail by themselves. Rejects with
  * FST_RS_STORE_UNAVAILABLE once `timeout` ms have passed.
  */
 async function ready (connection: Redis | Cluster, timeout: number): Promise<void> {
   const deadline = performance.now() + timeout
   await whenReady(connection, deadline)
-  if (connection.isCluster) await Promise.all((connection as Cluster).nodes('master').map(async (node) => await whenReady(node, deadline)))
+  if (!connection.isCluster) return
+  const connecting = (connection as Cluster).nodes('master').filter((node) => node.status === 'wait' || node.status === 'connecting')
+  await Promise.all(connecting.map(async (node) => await whenReady(node, deadline)))
 }
 
 async function whenReady (connection: Redis | Cluster, deadline: number): Promise<void> {
