@@ -186,6 +186,8 @@ export interface AccessNeeds {
   prefix: string
   layout: 'string' | 'hash' | 'bucketed'
   redisTtl: boolean
+  /** seconds; above 0 the string and hash layouts cut expiries to the ms (PEXPIRE) */
+  absoluteTimeout?: number
   replicas: unknown
   /** `migrateFrom`: the old store's records are read and deleted too */
   migrateFrom?: { prefix: string }
@@ -213,6 +215,7 @@ export function neededCommands (needs: AccessNeeds): string[] {
     ...LAYOUT_COMMANDS[needs.layout],
     ...(scripted ? SCRIPTS : []),
     ...(needs.redisTtl ? SLIDING[needs.layout] : []),
+    ...(needs.redisTtl && (needs.absoluteTimeout ?? 0) > 0 && needs.layout !== 'bucketed' ? ['pexpire K 1'] : []),
     ...(needs.replicas === undefined ? [] : ['wait 0 0']),
     // the owner index (`setOwner`, `listByOwner`)
     'sadd K m', 'srem K m', 'smembers K',

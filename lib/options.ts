@@ -56,6 +56,15 @@ export interface RedisSessionOptions {
   prefix?: string
   /** Sliding timeout in seconds, at most a century; `0` or `null` never expires; default 1200 */
   timeout?: number | null
+  /**
+   * Absolute lifetime in seconds: a session ends this long after it was created, however active
+   * (OWASP's absolute timeout, beside the idle `timeout`). No expiry is set past it and
+   * `adjustTimeout()` cannot extend it; `regenerate()` starts a new lifetime, `regenerate(keep)`
+   * keeps the old one. Default off.
+   * @example
+   * { timeout: 1800, absoluteTimeout: 8 * 3600 } // 30 minutes idle, 8 hours at most
+   */
+  absoluteTimeout?: number
   /** `false` = LRU mode: no TTL in Redis, expiry enforced from stored times; default true */
   redisTtl?: boolean
   /** Save nested mutations without `changed()`; default true */
@@ -129,6 +138,8 @@ export interface ResolvedOptions {
   prefix: string
   /** seconds; 0 = never expires */
   timeout: number
+  /** seconds after createdAt a session ends; 0 = off */
+  absoluteTimeout: number
   redisTtl: boolean
   detectChanges: boolean
   encode: (data: Record<string, unknown>) => string
@@ -199,6 +210,7 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   prefix: Type.String(),
   // Redis refuses an EXPIRE whose deadline overflows; stored headers are bounded the same
   timeout: Type.Union([Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT, unit: 'seconds' }), Type.Null()]),
+  absoluteTimeout: Type.Integer({ minimum: 1, maximum: MAX_TIMEOUT, unit: 'seconds' }),
   redisTtl: Type.Boolean(),
   detectChanges: Type.Boolean(),
   encode: Fn,
@@ -281,6 +293,7 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
     },
     prefix: options.prefix ?? 'sess:',
     timeout: options.timeout === undefined ? 1200 : options.timeout ?? 0,
+    absoluteTimeout: options.absoluteTimeout ?? 0,
     redisTtl: options.redisTtl ?? true,
     detectChanges: options.detectChanges ?? true,
     encode: options.encode ?? JSON.stringify,

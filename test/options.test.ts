@@ -135,6 +135,8 @@ t.test('valid values of every kind are not reported', async (t) => {
     { compress: false },
     { timeout: 0, redisTtl: false, layout: 'string', cookieOnException: false, deserializationFailsNew: true, maxSize: 1 },
     { timeout: null, prefix: '', cookieName: '__Host-sid', decorator: '$sess_2' },
+    { absoluteTimeout: 8 * 3600, timeout: 1800 },
+    { absoluteTimeout: 1, timeout: 0, redisTtl: false },
     { secret: [SECRET, 'x'.repeat(32)] }
   ]
   for (const variant of variants) {
@@ -269,6 +271,8 @@ t.test('numbers written as text or as a duration name the number meant, in the o
     [{ timeout: '20m' }, "/timeout is in seconds and must be a whole number or null (got '20m'): did you mean 1200, i.e. 20 minutes?"],
     [{ timeout: '1 hour' }, "/timeout is in seconds and must be a whole number or null (got '1 hour'): did you mean 3600, i.e. 1 hour?"],
     [{ timeout: -1 }, '/timeout is in seconds and must be at least 0 (got -1)'],
+    [{ absoluteTimeout: 0 }, '/absoluteTimeout is in seconds and must be at least 1 (got 0)'],
+    [{ absoluteTimeout: '8h' }, "/absoluteTimeout is in seconds and must be a whole number (got '8h'): did you mean 28800, i.e. 8 hours?"],
     [{ commandTimeout: '2s' }, "/commandTimeout is in milliseconds and must be a whole number (got '2s'): did you mean 2000, i.e. 2 seconds?"],
     [{ commandTimeout: 'soon' }, "/commandTimeout is in milliseconds and must be a whole number (got 'soon')"],
     [{ port: '6379' }, "/port must be a whole number (got '6379'): did you mean 6379?"],

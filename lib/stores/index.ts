@@ -24,6 +24,7 @@ function layoutStore (options: ResolvedOptions, client: Redis | Cluster): Store 
     codec: new Codec({ encode, decode, maxSize, compress }),
     prefix: options.prefix,
     timeout: options.timeout,
+    absoluteTimeout: options.absoluteTimeout,
     redisTtl: options.redisTtl,
     replicas: options.replicas
   }
