@@ -101,16 +101,39 @@ export async function firstConnection (client: Redis | Cluster): Promise<void> {
     const settle = (error?: Error): void => {
       client.off('ready', onReady)
       client.off('error', onError)
+      client.off('refresh', onRefresh)
       if (error === undefined) resolve()
-      else reject(new FST_RS_CONNECTION_REJECTED(error.message, { cause: error }))
+      else reject(new FST_RS_CONNECTION_REJECTED(error.message + clusterHint(client, error), { cause: error }))
     }
     const onReady = (): void => settle()
     const onError = (error: Error): void => {
       whyRefused(client, error).then(settle, settle)
     }
+    // a Cluster whose ready check is refused retries forever without an error: ask why each time
+    const onRefresh = (): void => {
+      readyCheckRefusal(client as Cluster).then((error) => { if (error !== undefined) settle(error) }, settle)
+    }
     client.on('ready', onReady)
     client.on('error', onError)
+    client.on('refresh', onRefresh)
   })
+}
+
+/** What ioredis' Cluster client sends besides the plugin's commands: the slot map, its ready check, the slot-map connection's name. */
+export const CLUSTER_COMMANDS = '+cluster|slots +cluster|info +client|setname'
+
+/**
+ * Why a master refuses the Cluster's ready check (`CLUSTER INFO`), or undefined when it does not
+ * (the cluster may just not be ready yet).
+ */
+async function readyCheckRefusal (cluster: Cluster): Promise<Error | undefined> {
+  const [node] = cluster.nodes('master')
+  return await node?.cluster('INFO').then(() => undefined, rejection)
+}
+
+/** A Cluster user refused a command: say what a Cluster needs besides the README's line. */
+function clusterHint (client: Redis | Cluster, error: Error): string {
+  return client.isCluster && /^NOPERM .*'cluster\|/.test(error.message) ? ` (a Cluster's ACL user also needs ${CLUSTER_COMMANDS})` : ''
 }
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT', 'EPIPE'])
@@ -163,6 +186,8 @@ export interface AccessNeeds {
   prefix: string
   layout: 'string' | 'hash' | 'bucketed'
   redisTtl: boolean
+  /** seconds; above 0 the string and hash layouts cut expiries to the ms (PEXPIRE) */
+  absoluteTimeout?: number
   replicas: unknown
   /** `migrateFrom`: the old store's records are read and deleted too */
   migrateFrom?: { prefix: string }
@@ -194,6 +219,7 @@ export function neededCommands (needs: AccessNeeds): string[] {
     ...LAYOUT_COMMANDS[needs.layout],
     ...(scripted ? SCRIPTS : []),
     ...(needs.redisTtl ? SLIDING[needs.layout] : []),
+    ...(needs.redisTtl && (needs.absoluteTimeout ?? 0) > 0 && needs.layout !== 'bucketed' ? ['pexpire K 1'] : []),
     ...(needs.replicas === undefined ? [] : ['wait 0 0']),
     ...(needs.cache === undefined ? [] : CACHE),
     // the owner index (`setOwner`, `listByOwner`)

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { CookieAttributes } from './cookie.js'
+import { securePrefixOf, type CookieAttributes } from './cookie.js'
 
 /** Why a browser may not keep the session cookie set in answer to a request. */
 interface DeliveryProblem {
@@ -59,7 +59,7 @@ function problemOf (request: FastifyRequest, secure: CookieAttributes['secure'],
 }
 
 function describeProblems (cookieName: string, { sameSite }: CookieAttributes) {
-  const prefix = /^__(?:secure|host)-/i.exec(cookieName)?.[0]
+  const prefix = securePrefixOf(cookieName)
   const needsSecure = sameSite === 'none' ? 'a SameSite=None cookie' : prefix === undefined ? undefined : `a cookie named ${prefix}…`
   return {
     secureOverHttp: {

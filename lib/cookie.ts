@@ -23,6 +23,17 @@ export interface VerifiedCookie {
 /** Browsers cap a cookie's lifetime at 400 days (RFC 6265bis), in seconds. */
 export const MAX_COOKIE_AGE = 400 * 24 * 3600
 
+/**
+ * The `__Host-` or `__Secure-` prefix `cookieName` starts with, as written (browsers match it in
+ * any case), or undefined. Browsers refuse such a cookie without Secure, and a `__Host-` one also
+ * with a Domain or a Path other than `/`.
+ * @example
+ * securePrefixOf('__Host-sid') // '__Host-'
+ */
+export function securePrefixOf (cookieName: string): string | undefined {
+  return /^__(?:secure|host)-/i.exec(cookieName)?.[0]
+}
+
 const SIGNATURE_LENGTH = 43
 /**
  * Verified cookie values kept per generation (two are kept), so a returning client costs no HMAC

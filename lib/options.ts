@@ -2,7 +2,7 @@ import Type, { type TSchema } from 'typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { Compression, CompressionAlgorithm } from './codec.js'
-import { MAX_COOKIE_AGE, type CookieAttributes } from './cookie.js'
+import { MAX_COOKIE_AGE, securePrefixOf, type CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
 import type { MigrateFromOptions, ResolvedMigration } from './migrate.js'
 import { schemaProblems } from './schema-problems.js'
@@ -56,6 +56,15 @@ export interface RedisSessionOptions {
   prefix?: string
   /** Sliding timeout in seconds, at most a century; `0` or `null` never expires; default 1200 */
   timeout?: number | null
+  /**
+   * Absolute lifetime in seconds: a session ends this long after it was created, however active
+   * (OWASP's absolute timeout, beside the idle `timeout`). No expiry is set past it and
+   * `adjustTimeout()` cannot extend it; `regenerate()` starts a new lifetime, `regenerate(keep)`
+   * keeps the old one. Default off.
+   * @example
+   * { timeout: 1800, absoluteTimeout: 8 * 3600 } // 30 minutes idle, 8 hours at most
+   */
+  absoluteTimeout?: number
   /** `false` = LRU mode: no TTL in Redis, expiry enforced from stored times; default true */
   redisTtl?: boolean
   /** Save nested mutations without `changed()`; default true */
@@ -151,6 +160,8 @@ export interface ResolvedOptions {
   prefix: string
   /** seconds; 0 = never expires */
   timeout: number
+  /** seconds after createdAt a session ends; 0 = off */
+  absoluteTimeout: number
   redisTtl: boolean
   detectChanges: boolean
   encode: (data: Record<string, unknown>) => string
@@ -223,6 +234,7 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   prefix: Type.String(),
   // Redis refuses an EXPIRE whose deadline overflows; stored headers are bounded the same
   timeout: Type.Union([Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT, unit: 'seconds' }), Type.Null()]),
+  absoluteTimeout: Type.Integer({ minimum: 1, maximum: MAX_TIMEOUT, unit: 'seconds' }),
   redisTtl: Type.Boolean(),
   detectChanges: Type.Boolean(),
   encode: Fn,
@@ -313,6 +325,7 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
     },
     prefix: options.prefix ?? 'sess:',
     timeout,
+    absoluteTimeout: options.absoluteTimeout ?? 0,
     redisTtl: options.redisTtl ?? true,
     detectChanges: options.detectChanges ?? true,
     encode: options.encode ?? JSON.stringify,
@@ -358,10 +371,16 @@ function findProblems (options: Record<string, unknown>): string[] {
     if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout 'bucketed': set /layout to 'bucketed' or remove /${key}`)
   }
   if (options.cache !== undefined && options.cache !== false) problems.push(...cacheProblems(options))
+  const replicas = options.replicas as Partial<{ timeout: unknown }> | undefined
+  const commandTimeout = typeof options.commandTimeout === 'number' ? options.commandTimeout : 2000
+  if (typeof replicas?.timeout === 'number' && replicas.timeout >= commandTimeout) {
+    problems.push(`/replicas/timeout must be less than /commandTimeout (${commandTimeout} ms): a save's WAIT would outlast the request waiting for it, and keep blocking its connection. Lower /replicas/timeout or raise /commandTimeout`)
+  }
   const cookie = options.cookie as Partial<CookieAttributes> | undefined
   if (cookie?.sameSite === 'none' && cookie.secure === false) {
     problems.push("/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true")
   }
+  if (typeof options.cookieName === 'string') problems.push(...prefixProblems(options.cookieName, cookie ?? {}))
   const migrateFrom = options.migrateFrom as Partial<MigrateFromOptions> | undefined
   if (migrateFrom?.cookieName !== undefined && migrateFrom.cookieName === (options.cookieName ?? 'session')) {
     problems.push(`/migrateFrom/cookieName must differ from /cookieName ('${migrateFrom.cookieName}'): the old cookie is expired once taken over, so give this plugin's cookie another name`)
@@ -378,10 +397,30 @@ function cacheProblems (options: Record<string, unknown>): string[] {
   if (options.cluster !== undefined || (options.client as Cluster | undefined)?.isCluster === true) {
     problems.push('/cache does not support Redis Cluster yet: remove /cache, or use a standalone or Sentinel-managed Redis')
   }
+  // neither is built into the cache's reads and slides yet
+  for (const key of ['replicas', 'absoluteTimeout']) {
+    if (options[key] !== undefined && options[key] !== 0) problems.push(`/cache cannot be combined with /${key} yet: remove one of them`)
+  }
   const touchAfter = (options.cache as CacheOptions).touchAfter
   const timeout = options.timeout === undefined ? 1200 : options.timeout
   if (typeof touchAfter === 'number' && typeof timeout === 'number' && timeout > 0 && touchAfter >= timeout) {
     problems.push(`/cache/touchAfter must be less than /timeout (${timeout}): a session served from the cache would expire in Redis between two slides`)
+  }
+  return problems
+}
+
+/** What browsers enforce on a cookie named `__Secure-…` or `__Host-…`: they drop it otherwise. */
+function prefixProblems (cookieName: string, cookie: Partial<CookieAttributes>): string[] {
+  const prefix = securePrefixOf(cookieName)
+  if (prefix === undefined) return []
+  const because = `when /cookieName starts with ${prefix} (browsers refuse such a cookie otherwise)`
+  const problems: string[] = []
+  if (cookie.secure === false) {
+    problems.push(`/cookie/secure must not be false ${because}: use secure: true, or 'auto' if the app also answers plain http (a new session is then not stored on http)`)
+  }
+  if (prefix.toLowerCase() === '__host-') {
+    if (cookie.path !== undefined && cookie.path !== '/') problems.push(`/cookie/path must be '/' ${because}: remove /cookie/path`)
+    if (cookie.domain !== undefined) problems.push(`/cookie/domain must be absent ${because}: remove /cookie/domain (the cookie then goes to this host only), or use a __Secure- name`)
   }
   return problems
 }

@@ -12,6 +12,7 @@ import { OutageWatch } from './outage.js'
 import { RedisSession } from './session.js'
 import { createStores, scheduleSweeps, sessionStoreApi } from './stores/index.js'
 import { Tracking } from './stores/tracking.js'
+import { secondsToLive } from './stores/record.js'
 import type { LoadedSession } from './stores/store.js'
 
 type Decorated = Record<string, RedisSession | null>
@@ -48,6 +49,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     })
   }
   fastify.addHook('preClose', async () => await store.settle())
+  fastify.addHook('onClose', async () => store.close())
   if (opts.sweepInterval !== undefined) {
     const stopSweeps = scheduleSweeps(store, opts.sweepInterval, (err) => fastify.log.warn({ err }, 'session sweep failed'))
     fastify.addHook('preClose', stopSweeps)
@@ -103,7 +105,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     const outage = watch.outage()
     if (outage !== undefined) return done(outage)
     store.load(verified.id).then((record: LoadedSession | null) => {
-      const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now())
+      const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
       attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
       done()
     }, (err: Error) => {
@@ -138,7 +140,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     // a browser that sent no cookie of ours may be unable to keep one (a Secure cookie on http)
     const write = state.isNew
       ? cookieAllowed && change === 'changed' && (state.cookie !== undefined || keptByBrowser(request))
-      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout))
+      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout, session.createdAt))
     if (!write) {
       takeover?.settle(request, reply, cookieAllowed)
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
@@ -178,9 +180,14 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     })
   })
 
-  /** LRU mode: a read rewrites the record once less than 90% of its timeout is left. */
-  function needsRefresh (touched: boolean, expiresAt: number | undefined, ownTimeout: number | undefined): boolean {
-    return touched || (expiresAt !== undefined && expiresAt - Date.now() < (ownTimeout ?? opts.timeout) * 900)
+  /** LRU mode: a read rewrites the record once less than 90% of what it may live is left. */
+  function needsRefresh (touched: boolean, expiresAt: number | undefined, ownTimeout: number | undefined, createdAt: number): boolean {
+    return touched || (expiresAt !== undefined && expiresAt - Date.now() < secondsToLive(ownTimeout ?? opts.timeout, createdAt, opts.absoluteTimeout) * 900)
+  }
+
+  /** `absoluteTimeout`: the session has lived its whole lifetime, however active it was. */
+  function lifetimeOver (createdAt: number): boolean {
+    return opts.absoluteTimeout > 0 && createdAt + opts.absoluteTimeout * 1000 <= Date.now()
   }
 
   function setCookie (reply: FastifyReply, request: FastifyRequest, value: string, expire: boolean): void {

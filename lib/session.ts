@@ -47,8 +47,9 @@ export interface Session {
   /**
    * A new id, and the old record deleted in the same round trip as the save: call it on login.
    * Without `keep` the session starts afresh, as in express-session and @fastify/session: no data,
-   * no owner, the configured timeout (so a logout that regenerates leaves nothing behind). With
-   * `keep`, the listed keys stay, and so do the owner and the session's own timeout.
+   * no owner, the configured timeout, a new `createdAt` and so a new `absoluteTimeout` lifetime (so
+   * a logout that regenerates leaves nothing behind). With `keep`, the listed keys stay, and so do
+   * the owner, the session's own timeout and its `createdAt`: its absolute lifetime goes on.
    * @example
    * await request.session.regenerate()                           // login, logout
    * await request.session.regenerate(['cart'])                   // login, keeping the cart
@@ -218,6 +219,7 @@ export class RedisSession implements Session {
     if (keep === undefined) {
       this.#state.owner = undefined
       this.#state.timeout = undefined
+      this.#state.createdAt = Date.now()
     }
     this.#replaceRecord()
     this.#state.modified = true
@@ -236,6 +238,7 @@ export class RedisSession implements Session {
     state.previousId = undefined
     state.modified = false
     state.destroyed = true
+    state.createdAt = Date.now()
     state.timeout = undefined
     state.owner = undefined
     state.storedOwner = undefined

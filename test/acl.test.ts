@@ -77,7 +77,7 @@ t.test('the recommended ACL line lets every layout do everything, over rediss://
     for (const redisTtl of [true, false]) {
       // few buckets: a sweep visits every one
       const buckets = layout === 'bucketed' ? { buckets: 16 } : {}
-      const app = await aclApp(t, 'sessions', { layout, redisTtl, replicas: { count: 1, timeout: 1000 }, ...buckets })
+      const app = await aclApp(t, 'sessions', { layout, redisTtl, absoluteTimeout: 3600, replicas: { count: 1, timeout: 1000 }, ...buckets })
       const first = await login(app, 'ada')
       const visit = await app.inject({ url: '/visit', headers: { cookie: first } })
       t.same(visit.json(), { user: 'ada', visits: 1 }, `${layout}, redisTtl ${String(redisTtl)}: load and save`)
@@ -148,4 +148,10 @@ t.test('the commands checked follow the options', async (t) => {
     ['get', 'set', 'del', 'sadd', 'srem', 'smembers', 'ping'])
   t.same(neededCommands({ prefix: 'p:', layout: 'string', redisTtl: true, replicas: { count: 1, timeout: 1 } }).map((c) => c.split(' ')[0]),
     ['get', 'set', 'del', 'getex', 'expire', 'persist', 'wait', 'sadd', 'srem', 'smembers', 'ping'])
+  // absoluteTimeout cuts expiries to the ms; the bucketed layout keeps its expiries as scores
+  for (const layout of ['string', 'hash'] as const) {
+    t.ok(neededCommands({ prefix: 'p:', layout, redisTtl: true, absoluteTimeout: 60, replicas: undefined }).includes('pexpire K 1'), `${layout}: pexpire`)
+    t.notOk(neededCommands({ prefix: 'p:', layout, redisTtl: false, absoluteTimeout: 60, replicas: undefined }).includes('pexpire K 1'), `${layout}, LRU mode: no expiry at all`)
+  }
+  t.notOk(neededCommands({ prefix: 'p:', layout: 'bucketed', redisTtl: true, absoluteTimeout: 60, replicas: undefined }).includes('pexpire K 1'))
 })

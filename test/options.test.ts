@@ -123,7 +123,8 @@ t.test('valid values of every kind are not reported', async (t) => {
     { client: admin },
     { socketPath: '/tmp/redis.sock' },
     { url: 'rediss://user:pw@redis.example:6380/2' },
-    { replicas: { count: 1, timeout: 100 }, connectTimeout: 1, commandTimeout: 1 },
+    { replicas: { count: 1, timeout: 100 }, connectTimeout: 1, commandTimeout: 101 },
+    { replicas: { count: 1, timeout: 1999 } },
     { encode: JSON.stringify, decode: JSON.parse, shouldSetCookie: () => true },
     { cookie: { path: '/app', domain: '.example.com', httpOnly: false, sameSite: false, secure: 'auto', maxAge: 1, partitioned: true } },
     { cookie: { sameSite: 'none', secure: 'auto' } },
@@ -134,6 +135,8 @@ t.test('valid values of every kind are not reported', async (t) => {
     { compress: false },
     { timeout: 0, redisTtl: false, layout: 'string', cookieOnException: false, deserializationFailsNew: true, maxSize: 1 },
     { timeout: null, prefix: '', cookieName: '__Host-sid', decorator: '$sess_2' },
+    { absoluteTimeout: 8 * 3600, timeout: 1800 },
+    { absoluteTimeout: 1, timeout: 0, redisTtl: false },
     { secret: [SECRET, 'x'.repeat(32)] }
   ]
   for (const variant of variants) {
@@ -160,6 +163,42 @@ t.test('sameSite "none" needs a secure cookie', async (t) => {
   const err = await registerError({ ...valid, cookie: { sameSite: 'none', secure: false } })
   t.equal(err.code, 'FST_RS_INVALID_OPTIONS')
   t.same(problems(err), ["/cookie/secure must not be false when /cookie/sameSite is 'none' (browsers refuse SameSite=None cookies without Secure): use secure: 'auto' or true"])
+})
+
+t.test('a __Host- or __Secure- cookie name is held to what browsers enforce', async (t) => {
+  const because = (prefix: string): string => `when /cookieName starts with ${prefix} (browsers refuse such a cookie otherwise)`
+  const host = await registerError({ ...valid, cookieName: '__Host-sid', cookie: { secure: false, path: '/app', domain: 'example.com' } })
+  t.equal(host.code, 'FST_RS_INVALID_OPTIONS')
+  t.same(problems(host), [
+    `/cookie/secure must not be false ${because('__Host-')}: use secure: true, or 'auto' if the app also answers plain http (a new session is then not stored on http)`,
+    `/cookie/path must be '/' ${because('__Host-')}: remove /cookie/path`,
+    `/cookie/domain must be absent ${because('__Host-')}: remove /cookie/domain (the cookie then goes to this host only), or use a __Secure- name`
+  ])
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__host-sid', cookie: { path: '/app' } })), ['/cookie/path'], 'browsers match the prefix in any case')
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__Secure-sid', cookie: { secure: false } })), ['/cookie/secure'])
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__SECURE-sid', cookie: { secure: false } })), ['/cookie/secure'])
+  t.same(badPaths(await registerError({ ...valid, cookieName: '__Secure-sid', cookie: { secure: false, sameSite: 'none' } })), ['/cookie/secure', '/cookie/secure'], 'both reasons are given')
+
+  const allowed: Options[] = [
+    { cookieName: '__Host-sid' },
+    { cookieName: '__Host-sid', cookie: { secure: true, path: '/' } },
+    { cookieName: '__Host-sid', cookie: { secure: 'auto', sameSite: 'strict', partitioned: true } },
+    { cookieName: '__Secure-sid', cookie: { secure: 'auto', path: '/app', domain: 'example.com' } },
+    { cookieName: '__Secure-sid', cookie: { secure: true } },
+    { cookieName: 'Host-sid', cookie: { secure: false, domain: 'example.com' } },
+    { cookieName: '_Host-sid', cookie: { secure: false, path: '/app' } },
+    { cookieName: 'x__Secure-sid', cookie: { secure: false } }
+  ]
+  for (const options of allowed) {
+    t.same(badPaths(await registerError({ ...valid, ...options, port: 0 })), ['/port'], JSON.stringify(options))
+  }
+})
+
+t.test('replicas.timeout below commandTimeout: a WAIT never outlasts the request that waits for it', async (t) => {
+  const message = (commandTimeout: number): string => `/replicas/timeout must be less than /commandTimeout (${commandTimeout} ms): a save's WAIT would outlast the request waiting for it, and keep blocking its connection. Lower /replicas/timeout or raise /commandTimeout`
+  t.same(problems(await registerError({ ...valid, replicas: { count: 1, timeout: 2000 } })), [message(2000)], 'the default commandTimeout')
+  t.same(problems(await registerError({ ...valid, replicas: { count: 1, timeout: 600 }, commandTimeout: 500 })), [message(500)])
+  t.same(badPaths(await registerError({ ...valid, replicas: { count: 1, timeout: 2500 }, commandTimeout: '2s' })), ['/commandTimeout', '/replicas/timeout'], 'an invalid commandTimeout counts as the default')
 })
 
 t.test('cookie path, domain and attributes', async (t) => {
@@ -232,6 +271,8 @@ t.test('numbers written as text or as a duration name the number meant, in the o
     [{ timeout: '20m' }, "/timeout is in seconds and must be a whole number or null (got '20m'): did you mean 1200, i.e. 20 minutes?"],
     [{ timeout: '1 hour' }, "/timeout is in seconds and must be a whole number or null (got '1 hour'): did you mean 3600, i.e. 1 hour?"],
     [{ timeout: -1 }, '/timeout is in seconds and must be at least 0 (got -1)'],
+    [{ absoluteTimeout: 0 }, '/absoluteTimeout is in seconds and must be at least 1 (got 0)'],
+    [{ absoluteTimeout: '8h' }, "/absoluteTimeout is in seconds and must be a whole number (got '8h'): did you mean 28800, i.e. 8 hours?"],
     [{ commandTimeout: '2s' }, "/commandTimeout is in milliseconds and must be a whole number (got '2s'): did you mean 2000, i.e. 2 seconds?"],
     [{ commandTimeout: 'soon' }, "/commandTimeout is in milliseconds and must be a whole number (got 'soon')"],
     [{ port: '6379' }, "/port must be a whole number (got '6379'): did you mean 6379?"],

@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { startRedis, waitFor, type RedisServer } from './helpers/index.js'
 import { SECRET, idOf } from './helpers/app.js'
 import { login, userRoutes } from './helpers/deployment.js'
@@ -34,7 +36,8 @@ async function appOn (t: Test, server: RedisServer, options: Partial<RedisSessio
   return app
 }
 
-async function story (t: Test, layout: Layout, replicas: Replicas): Promise<Story> {
+/** A master and its replica, in sync, with an admin client on each. */
+async function replicated (t: Test): Promise<{ master: RedisServer, replica: RedisServer, masterAdmin: Redis, replicaAdmin: Redis }> {
   const master = await startRedis()
   t.teardown(async () => await master.stop())
   const replica = await startRedis({ config: [`replicaof 127.0.0.1 ${master.port}`] })
@@ -46,6 +49,11 @@ async function story (t: Test, layout: Layout, replicas: Replicas): Promise<Stor
     await masterAdmin.set('probe', '1')
     return await masterAdmin.wait(1, 100) === 1
   }, { what: 'the replica to acknowledge writes' })
+  return { master, replica, masterAdmin, replicaAdmin }
+}
+
+async function story (t: Test, layout: Layout, replicas: Replicas): Promise<Story> {
+  const { master, replica, masterAdmin, replicaAdmin } = await replicated(t)
 
   const app = await appOn(t, master, { layout, replicas })
   const cookie = await login(app, 'ada')
@@ -101,4 +109,49 @@ layouts.forEach((layout, i) => {
       t.same(unwaited.promoted, { user: 'ada' }, 'the promoted replica never saw the visit')
     })
   })
+})
+
+// Issue 15: WAIT blocks the connection it is sent on until the replicas answer. Saves wait on
+// connections of their own, so while the replica stalls every other session keeps being served.
+t.test('a save waiting for a stalled replica holds up no read and no other save', async (t) => {
+  const { master, replica, masterAdmin } = await replicated(t)
+  const commandTimeout = 2000
+  const waitTimeout = 1000
+  const clients = async (): Promise<number> => String(await masterAdmin.call('CLIENT', 'LIST', 'TYPE', 'normal')).trim().split('\n').length
+  const before = await clients()
+  for (const layout of layouts) {
+    const app = Fastify()
+    await app.register(redisSession, { secret: SECRET, url: master.url, layout, prefix: `${layout}:`, commandTimeout, replicas: { count: 1, timeout: waitTimeout } })
+    userRoutes(app)
+    const timed = async (cookie: string, url: string): Promise<{ status: number, ms: number }> => {
+      const started = performance.now()
+      const response = await app.inject({ url, headers: { cookie } })
+      return { status: response.statusCode, ms: performance.now() - started }
+    }
+    const [ada, bob, cy] = [await login(app, 'ada'), await login(app, 'bob'), await login(app, 'cy')]
+
+    replica.pause()
+    const adaSave = timed(ada, '/visit')
+    await sleep(200)
+    const bobSave = timed(bob, '/visit')
+    const reads: Array<{ status: number, ms: number }> = []
+    while (reads.length < 10) {
+      reads.push(await timed(cy, '/whoami'))
+      await sleep(50)
+    }
+    const [adaResult, bobResult] = await Promise.all([adaSave, bobSave])
+    replica.resume()
+
+    t.match(adaResult, { status: 503 }, `${layout}: the save the replica cannot acknowledge gets a 503`)
+    t.ok(adaResult.ms >= waitTimeout, `${layout}: after the replicas timeout (${Math.round(adaResult.ms)} ms)`)
+    t.same(reads.map(({ status }) => status), reads.map(() => 200), `${layout}: every read of another session answers while the save waits`)
+    const slowest = Math.max(...reads.map(({ ms }) => ms))
+    t.ok(slowest < commandTimeout / 20, `${layout}: the slowest within ${commandTimeout / 20} ms (${Math.round(slowest)} ms)`)
+    t.match(bobResult, { status: 503 }, `${layout}: another session's save waits on its own`)
+    t.ok(bobResult.ms < waitTimeout + 300, `${layout}: for its own WAIT only, not behind the first (${Math.round(bobResult.ms)} ms)`)
+    await waitFor(async () => (await timed(ada, '/visit')).status === 200, { what: `${layout}: saves to be acknowledged again` })
+
+    await app.close()
+    await waitFor(async () => await clients() === before, { what: `${layout}: the save connections to close with the app` })
+  }
 })

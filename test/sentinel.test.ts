@@ -127,6 +127,8 @@ t.test('sentinels and nodes over TLS', async (t) => {
 t.test('app.close() leaves no socket or timer behind, the failover detector\'s included', async (t) => {
   const shapes: Array<Partial<RedisSessionOptions>> = [
     sentinelOptions,
+    // the saves' own connections, each with its failover detector
+    { ...sentinelOptions, replicas: { count: 1, timeout: 500 } },
     { sentinel: { sentinels: tlsGroup.sentinels, name: tlsGroup.name }, tls: { ca: tls.pem.ca } }
   ]
   for (const options of shapes) {

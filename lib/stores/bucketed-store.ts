@@ -1,22 +1,23 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.js'
-import { NOW, requireExistence, TIMEOUT_OF } from './lua.js'
+import { LIFETIME_CUT, NOW, requireExistence, TIMEOUT_OF } from './lua.js'
 import { decodeRecord, encodeRecord } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
-// KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry.
+// KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry, absoluteTimeout.
 // HGET plus the sliding ZADD in one round trip; a session past its score counts as gone before any sweep.
 const LOAD_SCRIPT = `
 ${TIMEOUT_OF}
+${LIFETIME_CUT}
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
 local expiresAt = redis.call('ZSCORE', KEYS[2], ARGV[1])
 ${NOW}
 if expiresAt and tonumber(expiresAt) <= now then return false end
 if ARGV[3] == '1' then
-  local ttl = timeoutOf(record, ARGV[2])
+  local ttl = lifetimeCut(record, timeoutOf(record, ARGV[2]), ARGV[4], now)
   if ttl > 0 then redis.call('ZADD', KEYS[2], now + ttl * 1000, ARGV[1]) end
 end
 return record`
@@ -112,7 +113,7 @@ export class BucketedStore implements Store {
     const { client, codec, redisTtl, timeout } = this.#options
     const { hash, index } = this.#keys(id)
     const read = redisTtl
-      ? this.#scripted[this.#load](hash, index, id, timeout, slide ? '1' : '0') as Promise<Stored | null>
+      ? this.#scripted[this.#load](hash, index, id, timeout, slide ? '1' : '0', this.#options.absoluteTimeout) as Promise<Stored | null>
       : codec.binary ? client.hgetBuffer(hash, id) : client.hget(hash, id)
     return await readRecord(read)
   }

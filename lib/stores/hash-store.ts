@@ -1,6 +1,6 @@
 import type { SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
-import { requireExistence, TIMEOUT_OF } from './lua.js'
+import { EXPIRE_IN, LIFETIME_CUT, requireExistence, TIMEOUT_OF } from './lua.js'
 import { formatHeader, loadedSession } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
@@ -10,20 +10,24 @@ import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from
 // name JavaScript objects inherit, so none of them ever comes from storage as data.
 const META = '__proto__'
 
-// HGETALL plus (ARGV[2] '1') the sliding EXPIRE in one round trip
+// HGETALL plus (ARGV[2] '1') the sliding EXPIRE in one round trip; ARGV[3] absoluteTimeout, ARGV[4] now (ms)
 const LOAD_SCRIPT = `
 ${TIMEOUT_OF}
+${LIFETIME_CUT}
+${EXPIRE_IN}
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
 if ARGV[2] == '1' then
-  local ttl = timeoutOf(redis.call('HGET', KEYS[1], '${META}') or '', ARGV[1])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+  local header = redis.call('HGET', KEYS[1], '${META}') or ''
+  local ttl = lifetimeCut(header, timeoutOf(header, ARGV[1]), ARGV[3], tonumber(ARGV[4]))
+  if ttl > 0 then expireIn(KEYS[1], ttl) end
 end
 return fields`
 
 // ARGV: '1' the hash must exist ('0' must not), seconds to live ('' leaves the TTL alone: LRU
 // mode; 0 = never), the number of fields to delete, those fields, then field/value pairs to set
 const SAVE_SCRIPT = `
+${EXPIRE_IN}
 ${requireExistence("redis.call('EXISTS', KEYS[1]) == 1", 'ARGV[1]')}
 -- ARGV[first..last] in chunks: unpack() passes at most a few thousand values at once
 local function send(command, first, last)
@@ -33,7 +37,7 @@ local deletions = tonumber(ARGV[3])
 send('HDEL', 4, 3 + deletions)
 send('HSET', 4 + deletions, #ARGV)
 local ttl = tonumber(ARGV[2])
-if ttl == 0 then redis.call('PERSIST', KEYS[1]) elseif ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+if ttl == 0 then redis.call('PERSIST', KEYS[1]) elseif ttl then expireIn(KEYS[1], ttl) end
 return 1`
 
 const LOAD_COMMAND = 'fastifyRedisSessionsHashLoad'
@@ -115,8 +119,8 @@ export class HashStore extends KeyPerSessionStore implements Store {
   }
 
   async #read (id: string, slide: boolean): Promise<LoadedSession | null> {
-    const { prefix, timeout } = this.#options
-    const reply = await readRecord(this.#scripted[this.#load](prefix + id, timeout, slide ? '1' : '0')) as Stored[] | null
+    const { prefix, timeout, absoluteTimeout } = this.#options
+    const reply = await readRecord(this.#scripted[this.#load](prefix + id, timeout, slide ? '1' : '0', absoluteTimeout, Date.now())) as Stored[] | null
     return reply === null ? null : this.#parse(reply)
   }
 

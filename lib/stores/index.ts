@@ -4,6 +4,7 @@ import { isValidId } from '../id.js'
 import type { ResolvedOptions } from '../options.js'
 import { BucketedStore } from './bucketed-store.js'
 import { CachedStore } from './cached-store.js'
+import { DurableSaves } from './durable-saves.js'
 import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
 import type { Store, StoreOptions } from './store.js'
@@ -17,8 +18,14 @@ export interface Stores {
   cache: CachedStore | undefined
 }
 
-/** The store of the configured layout, with the local cache (`cache`) and the owner index; `onSlideError` hears of failed expiry slides of cached sessions. */
+/**
+ * The store of the configured layout, with the local cache (`cache`) and the owner index; with
+ * `replicas`, saving on connections of its own. `onSlideError` hears of failed expiry slides of cached sessions.
+ */
 export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void = () => {}): Stores {
+  const build = (connection: Redis | Cluster): Store => layoutStore(options, layoutOptions(options, connection))
+  // with replicas, saves go over connections of their own (options.ts refuses the cache beside them)
+  if (options.replicas !== undefined) return { store: new DurableSaves(client, build, options.prefix, options.connection.commandTimeout), cache: undefined }
   const storeOptions = layoutOptions(options, client)
   const layout = layoutStore(options, storeOptions)
   // options.ts allows the cache with the string layout only
@@ -33,6 +40,7 @@ function layoutOptions (options: ResolvedOptions, client: Redis | Cluster): Stor
     codec: new Codec({ encode, decode, maxSize, compress }),
     prefix: options.prefix,
     timeout: options.timeout,
+    absoluteTimeout: options.absoluteTimeout,
     redisTtl: options.redisTtl,
     replicas: options.replicas
   }

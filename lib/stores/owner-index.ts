@@ -63,6 +63,9 @@ export class OwnerIndexedStore implements Store {
     return result
   }
 
+  /** Closes the connections the store opened itself, once `settle()` resolved: none here. */
+  close (): void {}
+
   /** Resolves once the background work under way is done, so the client can close cleanly. */
   async settle (): Promise<void> {
     await Promise.all(this.#pruning)

@@ -9,13 +9,15 @@ export const MAX_TIMEOUT = 100 * 365 * 24 * 3600
 export interface Expiry {
   /** seconds; 0 = never expires */
   timeout: number
+  /** seconds after createdAt a session ends, however active; 0 = off */
+  absoluteTimeout: number
   /** false = LRU mode: Redis enforces no expiry, the header carries it */
   redisTtl: boolean
 }
 
 export interface Header {
   header: string
-  /** seconds the session lives from now: its own timeout or the configured one; 0 = never */
+  /** seconds the session lives from now: its own timeout or the configured one, cut by absoluteTimeout (then with ms); 0 = never */
   timeout: number
   /** LRU mode: ms since epoch after which the record counts as expired; undefined = never */
   expiresAt: number | undefined
@@ -26,10 +28,20 @@ export interface Header {
  * `expiresAt` only in LRU mode, where no TTL enforces the timeout; the owner base64url-encoded.
  */
 export function formatHeader (session: StoredSession, expiry: Expiry): Header {
-  const timeout = session.timeout ?? expiry.timeout
-  const expiresAt = !expiry.redisTtl && timeout > 0 ? Date.now() + timeout * 1000 : undefined
+  const timeout = secondsToLive(session.timeout ?? expiry.timeout, session.createdAt, expiry.absoluteTimeout)
+  const expiresAt = !expiry.redisTtl && timeout > 0 ? Math.floor(Date.now() + timeout * 1000) : undefined
   const owner = session.owner === undefined ? '' : ':' + Buffer.from(session.owner).toString('base64url')
   return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt ?? ''}${owner}`, timeout, expiresAt }
+}
+
+/**
+ * Seconds a session lives from now: `timeout` (0 = never expires), cut where its absolute
+ * lifetime ends; a cut one has a fraction (ms), at least 1 ms: Redis takes no expiry of 0.
+ */
+export function secondsToLive (timeout: number, createdAt: number, absoluteTimeout: number): number {
+  if (absoluteTimeout === 0) return timeout
+  const left = Math.max(1, createdAt + absoluteTimeout * 1000 - Date.now()) / 1000
+  return timeout === 0 ? left : Math.min(timeout, left)
 }
 
 // bounded digits: a timeout has at most 10 (MAX_TIMEOUT), ms timestamps at most 15, so each is a

@@ -70,6 +70,8 @@ export interface StoreOptions {
   prefix: string
   /** seconds; 0 = never expires */
   timeout: number
+  /** seconds after createdAt a session ends; 0 = off */
+  absoluteTimeout: number
   /** false = LRU mode: no TTL in Redis, expiry kept in the record */
   redisTtl: boolean
   /** every save waits (`WAIT`) until this many replicas have it */

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { decodeRecord, encodeRecord, type EncodedRecord } from './record.js'
+import { decodeRecord, encodeRecord, secondsToLive, type EncodedRecord } from './record.js'
 import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
@@ -20,11 +20,12 @@ export class StringStore extends KeyPerSessionStore implements Store {
 
   constructor (options: StoreOptions) {
     super(options)
-    const { client, codec, redisTtl, timeout } = options
+    const { client, codec, redisTtl, timeout, absoluteTimeout } = options
     this.#options = options
     // plain arrows: the hot path is not worth another async frame
     this.#get = codec.binary ? (key) => client.getBuffer(key) : (key) => client.get(key)
-    this.#load = !redisTtl || timeout === 0
+    // a GETEX would set the configured timeout, maybe past the session's absolute end: slideExpiry cuts it
+    this.#load = !redisTtl || timeout === 0 || absoluteTimeout > 0
       ? this.#get
       : codec.binary ? (key) => client.getexBuffer(key, 'EX', timeout) : (key) => client.getex(key, 'EX', timeout)
   }
@@ -34,7 +35,7 @@ export class StringStore extends KeyPerSessionStore implements Store {
     return this.#load(key).then((stored) => {
       if (stored === null) return null
       const record = decodeRecord(this.#options.codec, stored)
-      slideOwnTimeout(this.client, key, record.timeout, this.#options)
+      slideExpiry(this.client, key, record, this.#options)
       return record
     }, unreadable)
   }
@@ -61,7 +62,7 @@ export class StringStore extends KeyPerSessionStore implements Store {
     // one SET overload serves both conditions
     const condition = (request.isNew ? 'NX' : 'XX') as 'NX'
     const write = redisTtl && record.timeout > 0
-      ? client.set(key, record.value, 'EX', record.timeout, condition)
+      ? client.set(key, record.value, 'PX', Math.floor(record.timeout * 1000), condition)
       : client.set(key, record.value, condition)
     const previous = [...(request.previousId === undefined ? [] : [prefix + request.previousId]), ...adoptedKeys(request)]
     const alongside = previous.map(async (old) => await client.del(old))
@@ -70,12 +71,19 @@ export class StringStore extends KeyPerSessionStore implements Store {
 }
 
 /**
- * A session with its own timeout (`adjustTimeout`) lives by that one, not by the GETEX's: set it
- * right after the read, unawaited, so the request still waits for a single round trip. Should it
- * fail, the next read sets it again.
+ * A session with its own timeout (`adjustTimeout`) lives by that one, not by the GETEX's, and
+ * with `absoluteTimeout` a plain GET read it: set the expiry right after the read, unawaited, so
+ * the request still waits for a single round trip. Should it fail, the next read sets it again.
  */
-function slideOwnTimeout (client: Redis | Cluster, key: string, ownTimeout: number | undefined, { redisTtl, timeout }: StoreOptions): void {
-  if (!redisTtl || ownTimeout === undefined || ownTimeout === timeout) return
+function slideExpiry (client: Redis | Cluster, key: string, { timeout: ownTimeout, createdAt }: LoadedSession, { redisTtl, timeout, absoluteTimeout }: StoreOptions): void {
+  if (!redisTtl) return
+  if (absoluteTimeout > 0) {
+    // without an idle timeout the save already set the expiry to the end of the lifetime
+    if ((ownTimeout ?? timeout) === 0) return
+    client.pexpire(key, Math.floor(secondsToLive(ownTimeout ?? timeout, createdAt, absoluteTimeout) * 1000)).catch(() => {})
+    return
+  }
+  if (ownTimeout === undefined || ownTimeout === timeout) return
   const slide = ownTimeout === 0 ? client.persist(key) : client.expire(key, ownTimeout)
   slide.catch(() => {})
 }

@@ -9,10 +9,10 @@ import { sessionCookie } from './app.js'
  * The README's recommended ACL commands: what every layout, the owner index, `replicas` and
  * ioredis' handshake (INFO) need.
  */
-export const ACL_COMMANDS = '+get +getex +set +del +exists +expire +persist +hget +hgetall +hset +hdel +hexists ' +
+export const ACL_COMMANDS = '+get +getex +set +del +exists +expire +pexpire +persist +hget +hgetall +hset +hdel +hexists ' +
   '+zadd +zrem +zscore +zrangebyscore +sadd +srem +smembers +time +eval +evalsha +wait +ping +info'
 /** What ioredis' Cluster client adds: the slot map, the ready check, its named slot-map connection. */
-export const CLUSTER_ACL_COMMANDS = '+cluster|slots +cluster|info +client|setname'
+export { CLUSTER_COMMANDS as CLUSTER_ACL_COMMANDS } from '../../lib/connection.js'
 
 /** What the local cache (`cache`) adds: tracking, and the invalidation connection's id and channel. */
 export const CACHE_ACL_COMMANDS = '+client|id +client|tracking +subscribe &__redis__:invalidate'
