@@ -399,7 +399,7 @@ function cacheProblems (options: Record<string, unknown>): string[] {
   }
   // neither is built into the cache's reads and slides yet
   for (const key of ['replicas', 'absoluteTimeout']) {
-    if (options[key] !== undefined && options[key] !== 0) problems.push(`/cache cannot be combined with /${key} yet: remove one of them`)
+    if (options[key] !== undefined) problems.push(`/cache cannot be combined with /${key} yet: remove one of them`)
   }
   const touchAfter = (options.cache as CacheOptions).touchAfter
   const timeout = options.timeout === undefined ? 1200 : options.timeout

@@ -440,6 +440,8 @@ t.test('options: every bad path is named', async (t) => {
   const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true })
   t.match(await fail({ cache: true, client: cluster }), '/cache does not support Redis Cluster yet')
   t.match(await fail({ cache: { touchAfter: 60 }, timeout: 60 }), '/cache/touchAfter must be less than /timeout (60)')
+  t.match(await fail({ cache: true, replicas: { count: 1, timeout: 100 } }), '/cache cannot be combined with /replicas yet')
+  t.match(await fail({ cache: true, absoluteTimeout: 3600 }), '/cache cannot be combined with /absoluteTimeout yet')
   t.match(await fail({ cache: { touchAfter: 1200 } }), '/cache/touchAfter must be less than /timeout (1200)')
   t.same(resolveOptions({ secret: SECRET, cache: true }).cache, { maxEntries: 10000, touchAfter: 120 })
   t.same(resolveOptions({ secret: SECRET, cache: { maxEntries: 5 }, timeout: null }).cache, { maxEntries: 5, touchAfter: 0 })
