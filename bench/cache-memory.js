@@ -8,27 +8,15 @@ import { Redis } from 'ioredis'
 import { resolveOptions } from '../dist/options.js'
 import { createStores } from '../dist/stores/index.js'
 import { startRedis } from './redis.js'
+import { shopSession } from './shop-session.js'
 
 if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc')
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '20000' } } })
 const SESSIONS = Number(values.sessions)
 const IN_FLIGHT = 500
 
-// bench/memory.js's online shop session (~280 bytes of JSON), and the same with notes up to 4 KB
-function small (i) {
-  return {
-    user: { id: `u_${100000 + i}`, name: 'Ada Lovelace' },
-    roles: ['customer', 'newsletter'],
-    _csrf: randomBytes(18).toString('base64url'),
-    cart: [
-      { sku: 'SKU-10452', quantity: 1, price: 1999 },
-      { sku: 'SKU-20071', quantity: 2, price: 450 },
-      { sku: 'SKU-31337', quantity: 1, price: 12900 }
-    ]
-  }
-}
 function large (i) {
-  const data = small(i)
+  const data = shopSession(i)
   data.notes = randomBytes(4096).toString('base64url').slice(0, 4096 - JSON.stringify(data).length - 12)
   return data
 }
@@ -68,7 +56,7 @@ try {
   console.log(`${SESSIONS} sessions saved with the cache on; heap bytes per session (heapUsed after gc / sessions)\n`)
   console.log('| session | JSON bytes | maxEntries ≥ sessions | maxEntries = sessions / 2 |')
   console.log('|---|---:|---:|---:|')
-  for (const [name, payload] of [['small', small], ['4 KB', large]]) {
+  for (const [name, payload] of [['small', shopSession], ['4 KB', large]]) {
     const all = await bytesPerSession(redis, payload, SESSIONS)
     await redis.flush()
     const half = await bytesPerSession(redis, payload, SESSIONS / 2)

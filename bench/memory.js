@@ -8,24 +8,11 @@ import { Redis } from 'ioredis'
 import { resolveOptions } from '../dist/options.js'
 import { createStores } from '../dist/stores/index.js'
 import { startRedis } from './redis.js'
+import { shopSession } from './shop-session.js'
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '100000' } } })
 const SESSIONS = Number(values.sessions)
 const IN_FLIGHT = 1000
-
-// what an online shop keeps: who is logged in, their roles, a CSRF token and a small cart
-function payload (i) {
-  return {
-    user: { id: `u_${100000 + i}`, name: 'Ada Lovelace' },
-    roles: ['customer', 'newsletter'],
-    _csrf: randomBytes(18).toString('base64url'),
-    cart: [
-      { sku: 'SKU-10452', quantity: 1, price: 1999 },
-      { sku: 'SKU-20071', quantity: 2, price: 450 },
-      { sku: 'SKU-31337', quantity: 1, price: 12900 }
-    ]
-  }
-}
 
 // Redis keeps a hash (and a sorted set) compact as a listpack only up to these sizes; a bucket of
 // ~100 sessions of ~250 bytes needs both raised from their defaults (128 entries, 64 bytes).
@@ -63,7 +50,7 @@ async function bytesPerSession (variant, compression) {
     for (let start = 0; start < SESSIONS; start += IN_FLIGHT) {
       const saves = []
       for (let i = start; i < Math.min(start + IN_FLIGHT, SESSIONS); i++) {
-        const session = { data: payload(i), createdAt: Date.now(), timeout: undefined }
+        const session = { data: shopSession(i), createdAt: Date.now(), timeout: undefined }
         saves.push(store.save({ id: randomBytes(32).toString('base64url'), session, isNew: true, onlyIfChanged: false }))
       }
       await Promise.all(saves)
@@ -75,7 +62,7 @@ async function bytesPerSession (variant, compression) {
   }
 }
 
-const sample = JSON.stringify(payload(0))
+const sample = JSON.stringify(shopSession(0))
 console.log(`${SESSIONS} sessions of a ${Buffer.byteLength(sample)}-byte JSON payload, Redis bytes per session (used_memory)\n`)
 console.log(`| layout | ${COMPRESSIONS.map((c) => c.name).join(' | ')} |`)
 console.log(`|---|${COMPRESSIONS.map(() => '---:').join('|')}|`)
