@@ -22,7 +22,7 @@ export interface Stores {
  * The store of the configured layout, with the local cache (`cache`) and the owner index; with
  * `replicas`, saving on connections of its own. `onSlideError` hears of failed expiry slides of cached sessions.
  */
-export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void = () => {}): Stores {
+export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void): Stores {
   const build = (connection: Redis | Cluster): Store => layoutStore(options, layoutOptions(options, connection))
   // with replicas, saves go over connections of their own (options.ts refuses the cache beside them)
   if (options.replicas !== undefined) return { store: new DurableSaves(client, build, options.prefix, options.connection.commandTimeout), cache: undefined }
