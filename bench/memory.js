@@ -43,7 +43,7 @@ async function bytesPerSession (variant, compression) {
   try {
     for (const [name, value] of Object.entries(variant.config ?? {})) await client.config('SET', name, value)
     const options = resolveOptions({ secret: 'x'.repeat(32), client, compress: compression.compress, ...variant.options })
-    const { store } = createStores(options, client, (err) => { throw err })
+    const { store } = createStores(options, client, (err) => console.error(err))
     // a first save loads the scripts, so their memory is not counted
     await store.save({ id: 'warm-up', session: { data: {}, createdAt: Date.now() }, isNew: true, onlyIfChanged: false })
     const before = await usedMemory(client)
