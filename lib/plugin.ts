@@ -21,6 +21,11 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   const opts = resolveOptions(options)
   const { client, owned } = connect(opts.connection)
   const watch = new OutageWatch(client, fastify.log)
+  // a register that fails leaves no connection of ours behind
+  const abandon = (err: unknown): never => {
+    if (owned) client.disconnect()
+    throw err
+  }
   if (owned) {
     fastify.addHook('onClose', async () => {
       if (client.status !== 'ready') return client.disconnect()
@@ -29,24 +34,15 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       await client.quit()
       await ended
     })
-    await firstConnection(client).catch((err) => {
-      client.disconnect()
-      throw err
-    })
+    await firstConnection(client).catch(abandon)
   }
-  await checkAccess(client, opts).catch((err) => {
-    if (owned) client.disconnect()
-    throw err
-  })
+  await checkAccess(client, opts).catch(abandon)
 
   const { store, cache } = createStores(opts, client, (err) => fastify.log.warn({ err }, 'sliding the expiry of a cached session failed'))
   if (cache !== undefined) {
     const tracking = new Tracking(client as Redis, cache, opts.prefix, fastify.log)
     fastify.addHook('onClose', async () => await tracking.close())
-    await tracking.start().catch((err) => {
-      if (owned) client.disconnect()
-      throw err
-    })
+    await tracking.start().catch(abandon)
   }
   fastify.addHook('preClose', async () => await store.settle())
   fastify.addHook('onClose', async () => store.close())

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
 import redisSession from '../lib/index.js'
 import { commandDelta, startSentinelGroup, waitFor } from './helpers/index.js'
 import { SECRET } from './helpers/app.js'
@@ -28,24 +29,23 @@ t.test('a failover empties the cache; tracking comes back on the new master', as
     return response.json().visits
   }
   await a.inject({ url: '/visit', headers: { cookie } })
+  /** Until a read of B's sends the master nothing: B serves the session from its cache. */
+  const cachedByB = async (admin: Redis): Promise<boolean> => await waitFor(async () => {
+    await visits(b)
+    return Object.keys(await commandDelta(admin, async () => await visits(b))).length === 0
+  }, { what: 'B to serve the session from its cache' })
   t.equal(await visits(b), 1)
   let admin = group.master.admin()
   // B's first read is not cached when the invalidation of A's write reaches B after its reply
   // (the race the tickets guard against): a later read is
-  await waitFor(async () => {
-    await visits(b)
-    return Object.keys(await commandDelta(admin, async () => await visits(b))).length === 0
-  }, { what: 'B to serve the session from its cache' })
+  await cachedByB(admin)
   admin.disconnect()
 
   await group.failover()
   admin = group.master.admin()
   t.teardown(() => admin.disconnect())
   // B reads from the new master until tracking is on there: then from its cache again
-  await waitFor(async () => {
-    await visits(b)
-    return Object.keys(await commandDelta(admin, async () => await visits(b))).length === 0
-  }, { what: 'B to cache the session on the new master' })
+  await cachedByB(admin)
   await waitFor(async () => (await a.inject({ url: '/visit', headers: { cookie } })).statusCode === 200, { what: 'A to write on the new master' })
   await waitFor(async () => await visits(b) === 2, { what: "B to see A's write" })
   for (let i = 0; i < 5; i++) t.equal(await visits(b), 2, 'and never the old version after')

@@ -80,6 +80,13 @@ async function invalidationOf (channel: Redis, id: string): Promise<void> {
 }
 
 /** Resolves once `instance` serves the session from its cache again: a read costs no command. */
+/** A writes the session and B hears of it: the invalidation itself has arrived, no sleep. */
+async function writeHeardBy (a: Instance, b: Instance, cookie: string): Promise<void> {
+  const invalidated = invalidationOf(b.channel, idOf(cookie))
+  await a.request('/write', cookie)
+  await invalidated
+}
+
 async function cachedAgain (instance: Instance, cookie: string): Promise<void> {
   await waitFor(async () => {
     await instance.request('/read', cookie)
@@ -169,9 +176,7 @@ t.test('a read whose reply raced with an invalidation of its key is not cached',
   b.client.stream.pause()
   const racing = b.n(cookie)
   await waitFor(async () => await getexes() > before, { what: "B's read to run" })
-  const invalidated = invalidationOf(b.channel, idOf(cookie))
-  await a.request('/write', cookie)
-  await invalidated
+  await writeHeardBy(a, b, cookie)
   b.client.stream.resume()
   t.equal(await racing, 1, 'the read ran before the write: it answers the old version')
   t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'but did not cache it: the next read asks Redis')
@@ -187,9 +192,7 @@ t.test('a save whose reply raced with an invalidation of its key is not cached',
   b.client.stream.pause()
   const saving = b.request('/write', cookie)
   await waitFor(async () => await sets() > before, { what: "B's save to run" })
-  const invalidated = invalidationOf(b.channel, idOf(cookie))
-  await a.request('/write', cookie)
-  await invalidated
+  await writeHeardBy(a, b, cookie)
   b.client.stream.resume()
   t.equal((await saving).json().n, 2)
   t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 3)), { getex: 1 }, "B asks Redis and sees A's later write")
@@ -212,9 +215,7 @@ t.test('while the invalidation connection is down, nothing is served from the ca
   t.same(await commandDelta(b.admin, async () => await b.request('/write', cookie)), { getex: 1, set: 1 }, 'even by its own saves')
   t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 3)), { getex: 1 })
   await cachedAgain(b, cookie)
-  const invalidated = invalidationOf(b.channel, idOf(cookie))
-  await a.request('/write', cookie)
-  await invalidated
+  await writeHeardBy(a, b, cookie)
   t.equal(await b.n(cookie), 4, 'tracking is on again, with the new connection')
 })
 
@@ -232,9 +233,7 @@ t.test('turning tracking on again after a failure that is no refusal: a new inva
   await b.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
   await cachedAgain(b, cookie)
   t.equal(failures, 1)
-  const invalidated = invalidationOf(b.channel, idOf(cookie))
-  await a.request('/write', cookie)
-  await invalidated
+  await writeHeardBy(a, b, cookie)
   t.equal(await b.n(cookie), 2)
 })
 
@@ -259,9 +258,7 @@ t.test('a reconnect of the reading connection turns tracking on again', async (t
   await b.admin.call('CLIENT', 'KILL', 'ID', String(id))
   await ready
   await cachedAgain(b, cookie)
-  const invalidated = invalidationOf(b.channel, idOf(cookie))
-  await a.request('/write', cookie)
-  await invalidated
+  await writeHeardBy(a, b, cookie)
   t.equal(await b.n(cookie), 2)
 })
 
@@ -274,9 +271,7 @@ t.test('a restart of Redis empties the cache; tracking comes back with it', asyn
   t.equal(await b.n(cookie), null, 'the session went with the restart; B does not serve it from memory')
   const fresh = sessionCookie(await a.request('/write')) as string
   await cachedAgain(b, fresh)
-  const invalidated = invalidationOf(b.channel, idOf(fresh))
-  await a.request('/write', fresh)
-  await invalidated
+  await writeHeardBy(a, b, fresh)
   t.equal(await b.n(fresh), 2)
 })
 
