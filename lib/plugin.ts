@@ -100,9 +100,13 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     takeover?.beside(request)
     const outage = watch.outage()
     if (outage !== undefined) return done(outage)
+    const cached = cache?.cached(verified.id)
+    if (cached !== undefined) {
+      attachLoaded(request, verified, cached)
+      return done()
+    }
     store.load(verified.id).then((record: LoadedSession | null) => {
-      const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
-      attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
+      attachLoaded(request, verified, record)
       done()
     }, (err: Error) => {
       if (!(opts.deserializationFailsNew && err instanceof FST_RS_DECODE_FAILED)) return done(err)
@@ -110,6 +114,12 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       done()
     })
   })
+
+  /** The request's session: the stored one while it lives, else a new one replacing it. */
+  function attachLoaded (request: FastifyRequest, verified: VerifiedCookie, record: LoadedSession | null): void {
+    const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
+    attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
+  }
 
   if (!cookieOnException) {
     fastify.addHook('onError', function noteFailure (request, reply, error, done) {
