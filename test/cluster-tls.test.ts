@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Cluster } from 'ioredis'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
-import { makeTlsFiles, startCluster, waitFor } from './helpers/index.js'
+import { holderOf, makeTlsFiles, startCluster, waitFor } from './helpers/index.js'
 import { SECRET, idOf } from './helpers/app.js'
 import { checkOutcomes, hammer, login, userRoutes } from './helpers/deployment.js'
 
@@ -35,12 +35,6 @@ async function tlsApp (t: Test, options: Partial<RedisSessionOptions>): Promise<
   return app
 }
 
-/** The master (index into cluster.servers) that holds `key`; the others answer MOVED. */
-async function holderOf (key: string): Promise<number> {
-  const found = await Promise.all(admins.map(async (admin) => await admin.exists(key).catch(() => 0)))
-  return found.indexOf(1)
-}
-
 for (const [what, connection] of connections) {
   t.test(`${what}: sessions on every master, MOVED and ASK followed over TLS`, async (t) => {
     const prefix = `moved-${connections.findIndex(([name]) => name === what)}:`
@@ -49,7 +43,7 @@ for (const [what, connection] of connections) {
     const cookies: string[] = []
     for (let i = 0; holders.size < 3 && i < 40; i++) {
       cookies.push(await login(app, `user${i}`))
-      holders.add(await holderOf(prefix + idOf(cookies[i])))
+      holders.add(await holderOf(admins, prefix + idOf(cookies[i])))
     }
     t.same([...holders].sort(), [0, 1, 2], 'every master holds sessions')
 
@@ -57,7 +51,7 @@ for (const [what, connection] of connections) {
     const [cookie] = cookies
     const key = prefix + idOf(cookie)
     const slot = Number(await admins[0].cluster('KEYSLOT', key))
-    const from = await holderOf(key)
+    const from = await holderOf(admins, key)
     const to = (from + 1) % 3
     await admins[to].cluster('SETSLOT', slot, 'IMPORTING', ids[from])
     await admins[from].cluster('SETSLOT', slot, 'MIGRATING', ids[to])
@@ -69,7 +63,7 @@ for (const [what, connection] of connections) {
     for (const i of [to, from, 3 - from - to]) await admins[i].cluster('SETSLOT', slot, 'NODE', ids[to])
     await t.rejects(admins[from].exists(key), /^MOVED /, 'then it answers MOVED')
     t.same((await app.inject({ url: '/visit', headers: { cookie } })).json(), { user: 'user0', visits: 2 }, 'read and saved through MOVED')
-    t.equal(await holderOf(key), to, 'on the new holder')
+    t.equal(await holderOf(admins, key), to, 'on the new holder')
     for (const [i, other] of cookies.entries()) {
       t.same((await app.inject({ url: '/whoami', headers: { cookie: other } })).json(), { user: `user${i}` }, `user${i} still has their session`)
     }

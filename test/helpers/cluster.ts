@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis'
 import { requireRedisServer } from './redis-process.js'
 import { launchRedis, withAdmin, type RedisServer } from './redis-server.js'
 import type { TlsFiles } from './tls.js'
@@ -114,4 +115,16 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
       return replica
     }
   }
+}
+
+/**
+ * Which master holds `key`: its index in `admins`, clients of the masters in order (the others
+ * answer MOVED); -1 when none does.
+ * @example
+ * const admins = cluster.servers.map((server) => server.admin())
+ * const holder = await holderOf(admins, 'sess:' + id)
+ */
+export async function holderOf (admins: Redis[], key: string): Promise<number> {
+  const found = await Promise.all(admins.map(async (admin) => await admin.exists(key).catch(() => 0)))
+  return found.indexOf(1)
 }
