@@ -143,10 +143,12 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     const cookieAllowed = shouldSetCookie === undefined || shouldSetCookie(request, reply)
 
     const change = RedisSession.changeState(session, detectChanges)
+    // values handed out may have been changed in place: the store tells, without a round trip
+    const changed = change === 'changed' || (change === 'unknown' && !store.holds(state.snapshot, RedisSession.toStored(session).data))
     // a browser that sent no cookie of ours may be unable to keep one (a Secure cookie on http)
     const write = state.isNew
-      ? cookieAllowed && change === 'changed' && (state.cookie !== undefined || keptByBrowser(request))
-      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout, session.createdAt))
+      ? cookieAllowed && changed && (state.cookie !== undefined || keptByBrowser(request))
+      : changed || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout, session.createdAt))
     if (!write) {
       takeover?.settle(request, reply, cookieAllowed)
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
@@ -164,7 +166,6 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       session: RedisSession.toStored(session),
       isNew: state.isNew,
       snapshot: state.snapshot,
-      onlyIfChanged: change === 'unknown',
       previousId: state.previousId,
       adoptedKey: state.adopted?.key,
       ...RedisSession.ownerChanges(session)

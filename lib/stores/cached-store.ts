@@ -121,7 +121,6 @@ export class CachedStore implements Store {
   async save (request: SaveRequest): Promise<SaveResult> {
     if (!this.#enabled) return await this.#store.save(request)
     const record = this.#store.encode(request)
-    if (record === undefined) return 'unchanged'
     if (request.previousId !== undefined) this.#forget(request.previousId)
     const { id, session } = request
     const ticket = this.#ticket(id)
@@ -139,6 +138,10 @@ export class CachedStore implements Store {
       }
     }
     return result
+  }
+
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    return this.#store.holds(snapshot, data)
   }
 
   async destroy (id: string): Promise<void> {

@@ -63,6 +63,10 @@ export class OwnerIndexedStore implements Store {
     return result
   }
 
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    return this.#store.holds(snapshot, data)
+  }
+
   /** Closes the connections the store opened itself, once `settle()` resolved: none here. */
   close (): void {}
 
