@@ -236,6 +236,7 @@ function page ({ views, user, devices, current, flash, load, saves, stored }) {
   #devices { list-style: none; margin: 0; padding: 0 }
   .device { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between; gap: .25rem 1rem; padding: .6rem 0; border-top: 1px solid var(--line) }
   .device:first-child { border-top: 0; padding-top: 0 }
+  .device:last-child { padding-bottom: 0 }
   .device p { margin: 0; flex: 1 1 100% }
   .device form { flex: 0 0 auto }
   @media (max-width: 30rem) { dl { grid-template-columns: 1fr; gap: .15rem } dd { margin-bottom: .5rem } }
@@ -267,7 +268,7 @@ function page ({ views, user, devices, current, flash, load, saves, stored }) {
     </dl>
   </section>
   <p class="muted" id="try">Try this: reload to count, look without counting (a read, no write), log in, then open a private
-    window, log in as the same user and press “Log out everywhere”. <a href="/health">/health</a> opts out of sessions: no Redis read, no cookie.</p>
+    window, log in as the same user, and sign it out under “Where you're signed in” or press “Log out everywhere”. <a href="/health">/health</a> opts out of sessions: no Redis read, no cookie.</p>
 </main>
 </body>
 </html>
