@@ -112,7 +112,7 @@ export class OwnerIndexedStore implements Store {
   /** A session's details; null when it is gone, undefined when its record does not decode (still a session to end). */
   async #describe (id: string): Promise<SessionDetails | null | undefined> {
     try {
-      return await this.#store.describe(id)
+      return await this.describe(id)
     } catch (err) {
       if (err instanceof FST_RS_DECODE_FAILED) return undefined
       throw err
