@@ -156,6 +156,16 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
   }
 }
 
+t.test('with absoluteTimeout cutting the expiry, it is the end of the lifetime, and lastSeenAt the earliest the last request can have been', async (t) => {
+  for (const redisTtl of [true, false]) {
+    const setup = await buildApp(t, { prefix: `lifetime-${String(redisTtl)}:`, timeout: TIMEOUT, absoluteTimeout: 60, redisTtl }, routes, {}, { redis, admin })
+    await login(setup, 'lee', 'kiosk')
+    const [kiosk] = await setup.app.sessionStore.listByOwner('lee')
+    t.ok(Math.abs((kiosk.expiresAt as number) - (kiosk.createdAt + 60_000)) < 1000, `ends a minute after it began (redisTtl ${String(redisTtl)})`)
+    t.equal(kiosk.lastSeenAt, kiosk.createdAt, 'a whole timeout before the end is before it began')
+  }
+})
+
 t.test('a header written before info existed still reads; an owner without info has none', async (t) => {
   const owner = Buffer.from('ada').toString('base64url')
   t.match(loadedSession(`:1795395387756::${owner}`, {}, undefined), { owner: 'ada', info: undefined, createdAt: 1795395387756 })
