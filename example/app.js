@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import Fastify from 'fastify'
 import formbody from '@fastify/formbody'
 // the package's own name resolves to dist/ through the "exports" map (a self-reference)
@@ -12,8 +13,8 @@ const escapeHtml = (value) => String(value).replace(/[&<>"']/g, (char) => `&#${c
 const plural = (count, noun) => `${count} ${noun}${count === 1 ? '' : 's'}`
 
 /**
- * The demo app: a view counter, log in / log out / log out everywhere, flash messages, and a
- * panel telling what the plugin did for the request.
+ * The demo app: a view counter, log in / log out / log out everywhere, the devices signed in with
+ * a sign-out button each, flash messages, and a panel telling what the plugin did for the request.
  * @param {{ secret: string, redisUrl: string, logger?: boolean | object }} opts
  */
 export async function buildApp ({ secret, redisUrl, logger = false }) {
@@ -25,9 +26,10 @@ export async function buildApp ({ secret, redisUrl, logger = false }) {
   async function show (request, reply, { views, saves, flash }) {
     const load = loadStory(request)
     const user = request.session.get('user')
-    const sessions = user === undefined ? 0 : (await app.sessionStore.listByOwner(user)).length
+    // newest first, each with its info (user agent, address, sign-in time): two round trips however many
+    const devices = user === undefined ? [] : await app.sessionStore.listByOwner(user)
     const stored = !load.fresh || saves
-    return reply.type('text/html; charset=utf-8').send(page({ views, user, sessions, flash, load, saves, stored }))
+    return reply.type('text/html; charset=utf-8').send(page({ views, user, devices, current: request.session.id, flash, load, saves, stored }))
   }
 
   app.get('/', async (request, reply) => {
@@ -48,7 +50,9 @@ export async function buildApp ({ secret, redisUrl, logger = false }) {
     }
     // a new id on login, so an id planted before login is worth nothing afterwards; only the counter moves over
     await request.session.regenerate(['views'])
-    request.session.setOwner(username) // indexes the session under its user, for "log out everywhere"
+    // indexes the session under its user, for "log out everywhere" and the devices list, with what
+    // that list shows of this browser (at most 1 KiB as JSON: the user agent is cut)
+    request.session.setOwner(username, { userAgent: (request.headers['user-agent'] ?? '').slice(0, 200), ip: request.ip, signedInAt: Date.now() })
     request.session.set('user', username)
     request.flash('success', `Welcome, ${username}`)
     return reply.redirect('/', 303)
@@ -66,6 +70,22 @@ export async function buildApp ({ secret, redisUrl, logger = false }) {
       const count = await app.sessionStore.destroyByOwner(user) // this browser's session included
       await request.session.destroy() // expires the cookie; the flash below starts a fresh session
       request.flash('info', `Signed out of ${plural(count, 'session')}`)
+    }
+    return reply.redirect('/', 303)
+  })
+
+  // signs another device out: the form names it by a digest, so no session id is put in the page,
+  // and only a device of the signed-in user can be found by it
+  app.post('/devices/sign-out', async (request, reply) => {
+    const user = request.session.get('user')
+    const device = typeof request.body?.device === 'string' ? request.body.device : ''
+    const sessions = user === undefined ? [] : await app.sessionStore.listByOwner(user)
+    const target = sessions.find(({ id }) => deviceHandle(id) === device && id !== request.session.id)
+    if (target === undefined) {
+      request.flash('warning', 'That device is not signed in (any more).')
+    } else {
+      await app.sessionStore.destroy(target.id)
+      request.flash('info', `Signed out ${describeAgent(target.info?.userAgent)}.`)
     }
     return reply.redirect('/', 303)
   })
@@ -88,6 +108,41 @@ function loadStory (request) {
     : { fresh: true, text: 'No session cookie came with this request, so Redis was not asked.' }
 }
 
+/** What the page calls a session in its forms: a digest of the id, never the id itself. */
+const deviceHandle = (id) => createHash('sha256').update(id).digest('base64url').slice(0, 22)
+
+/** "Firefox on Linux" from a user agent, as far as a few patterns tell. */
+function describeAgent (userAgent = '') {
+  const browser = [['Edg/', 'Edge'], ['Firefox/', 'Firefox'], ['Chrome/', 'Chrome'], ['Safari/', 'Safari'], ['curl/', 'curl']]
+    .find(([token]) => userAgent.includes(token))?.[1]
+  const system = [['iPhone', 'iPhone'], ['Android', 'Android'], ['Windows', 'Windows'], ['Mac OS X', 'macOS'], ['Linux', 'Linux']]
+    .find(([token]) => userAgent.includes(token))?.[1]
+  if (browser === undefined) return userAgent === '' ? 'an unknown browser' : userAgent.slice(0, 40)
+  return system === undefined ? browser : `${browser} on ${system}`
+}
+
+const formatTime = (ms) => ms === null || ms === undefined ? 'unknown' : new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'
+
+/** "Where you're signed in": each of the user's sessions, this browser's marked, the others with a sign-out button. */
+function devicesCard (devices, current) {
+  const items = devices.map(({ id, createdAt, lastSeenAt, info }) => {
+    const here = id === current
+    const handle = deviceHandle(id)
+    return `<li class="device" data-device="${handle}"${here ? ' data-current' : ''}>
+        <p><strong class="device-name">${escapeHtml(describeAgent(info?.userAgent))}</strong>${here ? ' <span class="badge yes this-device">this device</span>' : ''}</p>
+        <p class="muted">IP <span class="device-ip">${escapeHtml(info?.ip ?? 'unknown')}</span> · signed in <span class="device-since">${formatTime(info?.signedInAt ?? createdAt)}</span>
+          · last seen <span class="device-seen">${here ? 'now' : formatTime(lastSeenAt)}</span></p>
+        ${here
+          ? ''
+          : `<form method="post" action="/devices/sign-out"><input type="hidden" name="device" value="${handle}"><button class="secondary sign-out" type="submit">Sign out</button></form>`}
+      </li>`
+  })
+  return `<section class="card" id="devices-card">
+    <h2>Where you're signed in</h2>
+    <ul id="devices">${items.join('')}</ul>
+  </section>`
+}
+
 function saveStory ({ load, saves }) {
   if (saves) {
     return load.fresh
@@ -99,7 +154,8 @@ function saveStory ({ load, saves }) {
     : 'Nothing changed, so nothing was written: the read was the only Redis round trip.'
 }
 
-function page ({ views, user, sessions, flash, load, saves, stored }) {
+function page ({ views, user, devices, current, flash, load, saves, stored }) {
+  const sessions = devices.length
   const messages = Object.entries(flash).flatMap(([type, list]) => list.map((message) =>
     `<p class="flash flash-${escapeHtml(type)}" role="${type === 'error' ? 'alert' : 'status'}">${escapeHtml(message)}</p>`))
   // SameSite=Lax session cookies keep cross-site form posts out; real apps add @fastify/csrf-protection
@@ -177,6 +233,12 @@ function page ({ views, user, sessions, flash, load, saves, stored }) {
   .yes { color: var(--yes); background: var(--yes-bg) }
   .no { color: var(--no); background: var(--no-bg) }
   code { font-size: .9em }
+  #devices { list-style: none; margin: 0; padding: 0 }
+  .device { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between; gap: .25rem 1rem; padding: .6rem 0; border-top: 1px solid var(--line) }
+  .device:first-child { border-top: 0; padding-top: 0 }
+  .device:last-child { padding-bottom: 0 }
+  .device p { margin: 0; flex: 1 1 100% }
+  .device form { flex: 0 0 auto }
   @media (max-width: 30rem) { dl { grid-template-columns: 1fr; gap: .15rem } dd { margin-bottom: .5rem } }
 </style>
 </head>
@@ -193,6 +255,7 @@ function page ({ views, user, sessions, flash, load, saves, stored }) {
     <h2>Account</h2>
     ${account}
   </section>
+  ${user === undefined ? '' : devicesCard(devices, current)}
   <section class="card" id="plugin">
     <h2>What the plugin did for this request</h2>
     <dl>
@@ -205,7 +268,7 @@ function page ({ views, user, sessions, flash, load, saves, stored }) {
     </dl>
   </section>
   <p class="muted" id="try">Try this: reload to count, look without counting (a read, no write), log in, then open a private
-    window, log in as the same user and press “Log out everywhere”. <a href="/health">/health</a> opts out of sessions: no Redis read, no cookie.</p>
+    window, log in as the same user, and sign it out under “Where you're signed in” or press “Log out everywhere”. <a href="/health">/health</a> opts out of sessions: no Redis read, no cookie.</p>
 </main>
 </body>
 </html>

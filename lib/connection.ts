@@ -237,8 +237,8 @@ export function neededCommands (needs: AccessNeeds): string[] {
     ...(needs.redisTtl && (needs.absoluteTimeout ?? 0) > 0 && needs.layout !== 'bucketed' ? ['pexpire K 1'] : []),
     ...(needs.replicas === undefined ? [] : ['wait 0 0']),
     ...(needs.cache === undefined ? [] : CACHE),
-    // the owner index (`setOwner`, `listByOwner`)
-    'sadd K m', 'srem K m', 'smembers K',
+    // the owner index (`setOwner`, `listByOwner`; the layouts with a key per session list its TTL)
+    'sadd K m', 'srem K m', 'smembers K', ...(needs.layout === 'bucketed' ? [] : ['pttl K']),
     'ping'
   ]
 }

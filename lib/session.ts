@@ -1,6 +1,7 @@
 import type { SessionRecordData } from './codec.js'
 import type { VerifiedCookie } from './cookie.js'
 import { generateId } from './id.js'
+import { encodeInfo, type SessionInfo } from './session-info.js'
 import { MAX_TIMEOUT } from './stores/record.js'
 import type { LoadedSession, StoredSession } from './stores/store.js'
 
@@ -49,7 +50,7 @@ export interface Session {
    * Without `keep` the session starts afresh, as in express-session and @fastify/session: no data,
    * no owner, the configured timeout, a new `createdAt` and so a new `absoluteTimeout` lifetime (so
    * a logout that regenerates leaves nothing behind). With `keep`, the listed keys stay, and so do
-   * the owner, the session's own timeout and its `createdAt`: its absolute lifetime goes on.
+   * the owner and its info, the session's own timeout and its `createdAt`: its absolute lifetime goes on.
    * @example
    * await request.session.regenerate()                           // login, logout
    * await request.session.regenerate(['cart'])                   // login, keeping the cart
@@ -64,12 +65,15 @@ export interface Session {
   adjustTimeout (seconds: number): void
   /**
    * Files the session under `owner` (a user id), so `fastify.sessionStore.listByOwner(owner)` and
-   * `destroyByOwner(owner)` find it: "log out everywhere".
+   * `destroyByOwner(owner)` find it: "log out everywhere". `info`, a JSON object of at most 1 KiB
+   * as JSON (such as the device's user agent and address), is stored with the session and listed
+   * by `listByOwner`; a larger one, or one that is no plain object, throws FST_RS_INVALID_INFO (a
+   * TypeError). Each call replaces both: without `info` the session has none.
    * @example
    * await request.session.regenerate()
-   * request.session.setOwner(user.id)
+   * request.session.setOwner(user.id, { userAgent: request.headers['user-agent']?.slice(0, 200), ip: request.ip })
    */
-  setOwner (owner: string): void
+  setOwner (owner: string, info?: SessionInfo): void
   /** Flash messages without consuming them: of one type, or all. */
   peekFlash (): Record<string, string[]>
   peekFlash (type: string): string[]
@@ -92,6 +96,8 @@ interface SessionState {
   createdAt: number
   timeout: number | undefined
   owner: string | undefined
+  /** setOwner's info, encoded as stored */
+  info: string | undefined
   /** the owner the stored record has, whose index lists it */
   storedOwner: string | undefined
   /** a stored record this session replaces: deleted when it is saved (regenerate, undecodable record) */
@@ -135,6 +141,7 @@ export class RedisSession implements Session {
       createdAt: record?.createdAt ?? Date.now(),
       timeout: record?.timeout,
       owner: record?.owner,
+      info: record?.info,
       storedOwner: record?.owner,
       previousId: undefined,
       adopted: undefined,
@@ -218,6 +225,7 @@ export class RedisSession implements Session {
     // without `keep`, a session of its own: the next person at this browser inherits nothing
     if (keep === undefined) {
       this.#state.owner = undefined
+      this.#state.info = undefined
       this.#state.timeout = undefined
       this.#state.createdAt = Date.now()
     }
@@ -241,6 +249,7 @@ export class RedisSession implements Session {
     state.createdAt = Date.now()
     state.timeout = undefined
     state.owner = undefined
+    state.info = undefined
     state.storedOwner = undefined
     state.loadedKeys = []
     state.loadedValues = []
@@ -259,8 +268,9 @@ export class RedisSession implements Session {
     this.#state.modified = true
   }
 
-  setOwner (owner: string): void {
+  setOwner (owner: string, info?: SessionInfo): void {
     if (typeof owner !== 'string' || owner === '') throw new TypeError('setOwner takes a non-empty string')
+    this.#state.info = info === undefined ? undefined : encodeInfo(info)
     this.#state.owner = owner
     this.#state.modified = true
   }
@@ -342,7 +352,7 @@ export class RedisSession implements Session {
 
   static toStored (session: RedisSession): StoredSession {
     const state = session.#state
-    return { data: { ...session }, createdAt: state.createdAt, timeout: state.timeout, owner: state.owner }
+    return { data: { ...session }, createdAt: state.createdAt, timeout: state.timeout, owner: state.owner, info: state.info }
   }
 
   /** Owner index changes the next save carries: a new id or a new owner joins, a replaced one leaves. */

@@ -71,7 +71,7 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     t.equal(await app.sessionStore.get(idOf(first)), null, 'the old record is gone')
     t.same(await app.sessionStore.get(idOf(cookie)), { user: 'ada' }, 'regenerate() started afresh')
     t.equal((await app.inject({ url: '/own/ada', headers: { cookie } })).statusCode, 200)
-    t.same(await app.sessionStore.listByOwner('ada'), [idOf(cookie)])
+    t.same((await app.sessionStore.listByOwner('ada')).map(({ id }) => id), [idOf(cookie)])
     t.equal(await app.sessionStore.sweep(), 0)
     t.equal(await app.sessionStore.destroyByOwner('ada'), 1)
     t.equal((await app.inject({ url: '/logout', headers: { cookie } })).statusCode, 200)

@@ -33,10 +33,24 @@ function text (page: LightMyRequestResponse, id: string): string | null {
 const flashes = (page: LightMyRequestResponse): string[] =>
   [...page.body.matchAll(/class="flash flash-([^"]+)"[^>]*>([^<]*)</g)].map(([, type, message]) => `${type}: ${unescapeHtml(message)}`)
 
+interface Device { name: string, current: boolean, ip: string, since: string, seen: string, handle: string, button: boolean }
+
+/** The "Where you're signed in" list of the page. */
+const devices = (page: LightMyRequestResponse): Device[] =>
+  [...page.body.matchAll(/<li class="device" data-device="([^"]+)"( data-current)?>([^]*?)<\/li>/g)].map(([, handle, current, item]) => ({
+    name: unescapeHtml(/class="device-name">([^<]*)</.exec(item)?.[1] ?? ''),
+    current: current !== undefined,
+    ip: /class="device-ip">([^<]*)</.exec(item)?.[1] ?? '',
+    since: /class="device-since">([^<]*)</.exec(item)?.[1] ?? '',
+    seen: /class="device-seen">([^<]*)</.exec(item)?.[1] ?? '',
+    handle,
+    button: item.includes(`name="device" value="${handle}"`)
+  }))
+
 /** A browser of its own: keeps the session cookie and follows the redirect after each form post. */
 class Visitor {
   cookie: string | undefined
-  constructor (readonly app: FastifyInstance) {}
+  constructor (readonly app: FastifyInstance, readonly userAgent?: string) {}
 
   get id (): string | undefined {
     return this.cookie === undefined ? undefined : idOf(this.cookie)
@@ -59,7 +73,7 @@ class Visitor {
   }
 
   #headers (): Record<string, string> {
-    return this.cookie === undefined ? {} : { cookie: this.cookie }
+    return { ...(this.cookie === undefined ? {} : { cookie: this.cookie }), ...(this.userAgent === undefined ? {} : { 'user-agent': this.userAgent }) }
   }
 
   #keep (response: LightMyRequestResponse): LightMyRequestResponse {
@@ -74,7 +88,7 @@ const ttlOf = async (visitor: Visitor): Promise<number> => Math.round(await admi
 
 t.test('the demo app', async (t) => {
   const app = await demo(t)
-  const visitor = (): Visitor => new Visitor(app)
+  const visitor = (userAgent?: string): Visitor => new Visitor(app, userAgent)
 
   t.test('a first visit: a new session, stored by this response with its cookie, for the whole timeout', async (t) => {
     const ada = visitor()
@@ -236,6 +250,60 @@ t.test('the demo app', async (t) => {
     t.match(ended.body, 'id="login"')
     await barbara.submit('/login', { username: 'barbara' })
     t.same(flashes(await barbara.submit('/logout-everywhere')), ['info: Signed out of 1 session'])
+  })
+
+  t.test('where you\'re signed in: each device with its browser, address and times, this one marked, the others signed out by a button', async (t) => {
+    const firefox = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
+    const iphone = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+    const [laptop, phone, other] = [visitor(firefox), visitor(iphone), visitor('curl/8.5.0')]
+    const before = new Date().toISOString().slice(0, 16).replace('T', ' ')
+    t.equal(await laptop.submit('/login', { username: 'katherine' }).then((page) => devices(page).length), 1)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await phone.submit('/login', { username: 'katherine' })
+    await other.submit('/login', { username: 'dorothy' })
+    await new Promise((resolve) => setTimeout(resolve, 50)) // the index prune that follows a login
+
+    const traffic = recordTraffic(app.sessionStore.client)
+    const page = await laptop.get('/peek')
+    t.same(traffic.commands, ['getex', 'smembers', 'get', 'pttl', 'get', 'pttl'], 'the list costs the index and one round trip for every device')
+    t.equal(traffic.roundTrips, 3)
+    const listed = devices(page)
+    t.same(listed.map(({ name, current, ip }) => ({ name, current, ip })), [
+      { name: 'Firefox on Linux', current: true, ip: '127.0.0.1' },
+      { name: 'Safari on iPhone', current: false, ip: '127.0.0.1' }
+    ], 'this browser, just seen, first')
+    t.equal(listed[0].seen, 'now')
+    t.ok(listed.every(({ since }) => since >= before && since.endsWith(' UTC')), 'signed in during this test')
+    t.ok(listed[1].seen >= before, 'the phone\'s last visit')
+    t.notMatch(page.body, phone.id as string, 'no session id in the page')
+    t.notMatch(page.body, /this device[^]*this device/, 'one browser is this one')
+    t.equal(listed[0].button, false, 'this browser logs out with "Log out"')
+
+    const after = await laptop.submit('/devices/sign-out', { device: listed[1].handle })
+    t.same(flashes(after), ['info: Signed out Safari on iPhone.'])
+    t.same(devices(after).map(({ name }) => name), ['Firefox on Linux'])
+    t.equal(text(after, 'user'), 'katherine', 'this browser stays signed in')
+    const onPhone = await phone.get('/')
+    t.equal(text(onPhone, 'user'), null, 'the phone is signed out')
+    t.match(onPhone.body, 'names no live session')
+
+    const theirs = devices(await other.get('/peek'))[0].handle
+    const refused = await laptop.submit('/devices/sign-out', { device: theirs })
+    t.same(flashes(refused), ['warning: That device is not signed in (any more).'], 'another user\'s device cannot be found')
+    t.equal(text(await other.get('/'), 'user'), 'dorothy')
+    t.same(flashes(await laptop.submit('/devices/sign-out', { device: devices(after)[0].handle })), ['warning: That device is not signed in (any more).'], 'nor this one')
+    t.same(flashes(await visitor().submit('/devices/sign-out', { device: theirs })), ['warning: That device is not signed in (any more).'], 'nor anything without logging in')
+    t.same(flashes(await laptop.submit('/devices/sign-out')), ['warning: That device is not signed in (any more).'], 'a form without a device')
+  })
+
+  t.test('a device the list cannot name: its user agent as sent (as text), or "an unknown browser"', async (t) => {
+    const [plain, bare] = [visitor('Mozilla/5.0 (X11) Chrome/126.0 Safari/537.36'), visitor('a-robot/1.0 <script>')]
+    await plain.submit('/login', { username: 'mary' })
+    await bare.submit('/login', { username: 'mary' })
+    const anonymous = visitor('')
+    await anonymous.submit('/login', { username: 'mary' })
+    const names = devices(await plain.get('/peek')).map(({ name }) => name).sort()
+    t.same(names, ['Chrome', 'a-robot/1.0 <script>', 'an unknown browser'])
   })
 
   t.test('/health answers without a session: no cookie, only a PING', async (t) => {

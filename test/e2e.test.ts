@@ -165,6 +165,33 @@ t.test('the demo in headless Chromium', { skip: noBrowser }, async (t) => {
     await page.context().close()
   })
 
+  t.test('where you\'re signed in: two browsers of one user, each its own device; one signs the other out', async (t) => {
+    const iphone = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+    const [laptop, phone] = await Promise.all([visitor(), visitor({ userAgent: iphone })])
+    await login(laptop, 'katherine')
+    t.same(await laptop.locator('#devices .device-name').allTextContents(), ['Chrome on Linux'])
+    await login(phone, 'katherine')
+    t.same(await phone.locator('#devices .device-name').allTextContents(), ['Safari on iPhone', 'Chrome on Linux'], 'the phone sees both, itself first')
+    await laptop.reload()
+    t.same(await laptop.locator('#devices .device-name').allTextContents(), ['Chrome on Linux', 'Safari on iPhone'])
+    t.equal(await text(laptop, '#devices .device[data-current] .this-device'), 'this device')
+    t.equal(await text(laptop, '#devices .device[data-current] .device-name'), 'Chrome on Linux', 'the marker is on this browser')
+    t.equal(await laptop.locator('#devices .device[data-current] button').count(), 0, 'which logs out with "Log out"')
+    t.match(await text(laptop, '#devices .device:not([data-current]) .device-ip'), '127.0.0.1')
+
+    await submit(laptop, '#devices .device:not([data-current]) button.sign-out')
+    t.equal(await text(laptop, '#flash'), 'Signed out Safari on iPhone.')
+    t.same(await laptop.locator('#devices .device-name').allTextContents(), ['Chrome on Linux'], 'the phone is gone from the list')
+    t.equal(await text(laptop, '#user'), 'katherine', 'this browser stays signed in')
+    t.equal((await app.sessionStore.listByOwner('katherine')).length, 1)
+
+    await phone.reload()
+    t.equal(await text(phone, '#user'), null, 'the phone is signed out')
+    t.equal(await phone.locator('#login').count(), 1)
+    t.equal(await phone.locator('#devices').count(), 0)
+    for (const page of [laptop, phone]) await page.context().close()
+  })
+
   t.test('counting and looking: the links, and the panel telling what the plugin did', async (t) => {
     const page = await visitor()
     t.equal(await text(page, '#loaded'), 'new session')

@@ -2,9 +2,9 @@ import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.js'
 import { LIFETIME_CUT, NOW, requireExistence, TIMEOUT_OF } from './lua.js'
-import { decodeRecord, encodeRecord, holdsRecord } from './record.js'
+import { decodeRecord, encodeRecord, headerOf, holdsRecord, sessionDetails } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
-import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
 
 // KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry, absoluteTimeout.
 // HGET plus the sliding ZADD in one round trip; a session past its score counts as gone before any sweep.
@@ -76,6 +76,15 @@ export class BucketedStore implements Store {
   async get (id: string): Promise<SessionRecordData | null> {
     const stored = await this.#read(id, false)
     return stored === null ? null : decodeRecord(this.#options.codec, stored).data
+  }
+
+  /** The record's header, and its end in the bucket's index (none in LRU mode), in one round trip. */
+  async describe (id: string): Promise<SessionDetails | null> {
+    const { client, redisTtl } = this.#options
+    const { hash, index } = this.#keys(id)
+    const [stored, end] = await readRecord(Promise.all([client.hget(hash, id), redisTtl ? client.zscore(index, id) : null]))
+    if (stored === null) return null
+    return sessionDetails(id, headerOf(stored), end === null ? undefined : Number(end), this.#options)
   }
 
   async save (request: SaveRequest): Promise<SaveResult> {

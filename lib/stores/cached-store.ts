@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Codec, SessionRecordData } from '../codec.js'
 import type { CacheOptions } from '../options.js'
-import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
 import type { StringStore } from './string-store.js'
 
 /** What a cached session keeps: enough to rebuild it, the data as its encoded payload. */
@@ -11,6 +11,7 @@ interface Entry {
   createdAt: number
   timeout: number | undefined
   owner: string | undefined
+  info: string | undefined
   expiresAt: number | undefined
   /** ms since epoch when this session's expiry in Redis was last set, by us, at the latest */
   slidAt: number
@@ -108,8 +109,8 @@ export class CachedStore implements Store {
     const sentAt = Date.now()
     return this.#store.load(id).then((record) => {
       if (this.#redeem(id, ticket) && record !== null) {
-        const { snapshot, createdAt, timeout, owner, expiresAt } = record
-        this.#remember(id, { payload: snapshot as string, createdAt, timeout, owner, expiresAt, slidAt: sentAt })
+        const { snapshot, createdAt, timeout, owner, info, expiresAt } = record
+        this.#remember(id, { payload: snapshot as string, createdAt, timeout, owner, info, expiresAt, slidAt: sentAt })
       }
       return record
     }, (err: unknown) => {
@@ -131,7 +132,7 @@ export class CachedStore implements Store {
     } finally {
       if (this.#redeem(id, ticket) && result === 'saved') {
         const { payload, expiresAt } = record
-        this.#remember(id, { payload, createdAt: session.createdAt, timeout: session.timeout, owner: session.owner, expiresAt, slidAt: sentAt })
+        this.#remember(id, { payload, createdAt: session.createdAt, timeout: session.timeout, owner: session.owner, info: session.info, expiresAt, slidAt: sentAt })
       } else {
         // what is cached is older than what Redis now holds (or the save failed, or lost to a destroy)
         this.#entries.delete(id)
@@ -152,6 +153,10 @@ export class CachedStore implements Store {
   /** Asks Redis: the owner index checks sessions through it, and it slides nothing. */
   async get (id: string): Promise<SessionRecordData | null> {
     return await this.#store.get(id)
+  }
+
+  async describe (id: string): Promise<SessionDetails | null> {
+    return await this.#store.describe(id)
   }
 
   async sweep (): Promise<number> {
@@ -214,9 +219,9 @@ export class CachedStore implements Store {
 
   /** The session an entry keeps; undefined when a `decode` hook no longer takes what it took before, so Redis answers (and reports it). */
   #revive (entry: Entry): LoadedSession | undefined {
-    const { payload, createdAt, timeout, owner, expiresAt } = entry
+    const { payload, createdAt, timeout, owner, info, expiresAt } = entry
     try {
-      return { data: this.#codec.decode(payload), snapshot: payload, createdAt, timeout, owner, expiresAt }
+      return { data: this.#codec.decode(payload), snapshot: payload, createdAt, timeout, owner, info, expiresAt }
     } catch {
       return undefined
     }

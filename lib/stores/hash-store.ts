@@ -4,7 +4,7 @@ import { EXPIRE_IN, LIFETIME_CUT, requireExistence, TIMEOUT_OF } from './lua.js'
 import { formatHeader, loadedSession } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
-import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
 
 // The header sits beside the data under a name no data key can have: the Session refuses every
 // name JavaScript objects inherit, so none of them ever comes from storage as data.
@@ -83,6 +83,10 @@ export class HashStore extends KeyPerSessionStore implements Store {
 
   async get (id: string): Promise<SessionRecordData | null> {
     return (await this.#read(id, false))?.data ?? null
+  }
+
+  async describe (id: string): Promise<SessionDetails | null> {
+    return await this.detailsOf(id, this.client.hget(this.#options.prefix + id, META), (header) => header)
   }
 
   /** Compares field by field: only what changed is written. */

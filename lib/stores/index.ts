@@ -7,10 +7,10 @@ import { CachedStore } from './cached-store.js'
 import { DurableSaves } from './durable-saves.js'
 import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
-import type { Store, StoreOptions } from './store.js'
+import type { SessionDetails, Store, StoreOptions } from './store.js'
 import { StringStore } from './string-store.js'
 
-export type { Store } from './store.js'
+export type { Store, SessionDetails } from './store.js'
 
 export interface Stores {
   store: OwnerIndexedStore
@@ -87,11 +87,16 @@ export interface SessionStore {
   /** Rejects with FST_RS_STORE_UNAVAILABLE when Redis does not answer within `commandTimeout`. */
   ping (): Promise<void>
   /**
-   * Ids of the live sessions filed under `owner` with `session.setOwner(owner)`.
+   * The live sessions filed under `owner` with `session.setOwner(owner, info?)`, most recently
+   * used first (by `lastSeenAt`, else `createdAt`): id, createdAt, lastSeenAt, expiresAt and info
+   * each. Two round trips, however many sessions. A session whose record does not decode is left
+   * out (`destroyByOwner` still ends it).
    * @example
-   * const devices = (await fastify.sessionStore.listByOwner(user.id)).length
+   * for (const { id, lastSeenAt, info } of await fastify.sessionStore.listByOwner(user.id)) {
+   *   console.log(id === request.session.id ? 'this device' : info?.userAgent, new Date(lastSeenAt ?? 0))
+   * }
    */
-  listByOwner (owner: string): Promise<string[]>
+  listByOwner (owner: string): Promise<SessionDetails[]>
   /**
    * Ends every session of `owner` ("log out everywhere") and resolves to how many there were.
    * @example

@@ -1,16 +1,32 @@
 import type { Cluster, Redis } from 'ioredis'
+import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { isValidId } from '../id.js'
-import { unavailableOnError } from './redis-calls.js'
-import type { SessionStats, StoreOptions } from './store.js'
+import { sessionDetails } from './record.js'
+import { readRecord, unavailableOnError } from './redis-calls.js'
+import type { SessionDetails, SessionStats, StoreOptions } from './store.js'
 
 /** What the layouts with one key per session share: a destroy is a DEL, and Redis expires the keys itself. */
 export abstract class KeyPerSessionStore {
   readonly client: Redis | Cluster
   readonly #prefix: string
+  readonly #options: StoreOptions
 
   constructor (options: StoreOptions) {
     this.client = options.client
     this.#prefix = options.prefix
+    this.#options = options
+  }
+
+  /**
+   * A session's details from its header, which `read` fetches and `header` finds in the reply,
+   * with the key's TTL in the same round trip (in LRU mode the header tells the expiry instead).
+   */
+  protected async detailsOf<T> (id: string, read: Promise<T | null>, header: (found: T) => string): Promise<SessionDetails | null> {
+    const [found, ttl] = await readRecord(Promise.all([read, this.client.pttl(this.#prefix + id)]))
+    if (ttl === -2) return null
+    // the key is there without its header (a hash without the header field): a record that does not decode
+    if (found === null) throw new FST_RS_DECODE_FAILED('the session has no header')
+    return sessionDetails(id, header(found), ttl === -1 ? undefined : Date.now() + ttl, this.#options)
   }
 
   async destroy (id: string): Promise<void> {

@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { unavailableOnError } from './redis-calls.js'
-import type { LoadedSession, SaveRequest, SaveResult, Store } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store } from './store.js'
 
 /**
  * A layout's store plus a set of session ids per owner (Spring Session's principal index), so all
@@ -30,6 +30,10 @@ export class OwnerIndexedStore implements Store {
 
   async get (id: string): Promise<SessionRecordData | null> {
     return await this.#store.get(id)
+  }
+
+  async describe (id: string): Promise<SessionDetails | null> {
+    return await this.#store.describe(id)
   }
 
   async sweep (): Promise<number> {
@@ -80,29 +84,41 @@ export class OwnerIndexedStore implements Store {
     await Promise.all([this.#store.destroy(id), unavailableOnError(this.client.srem(this.#key(owner), id))])
   }
 
-  /** Ids of the owner's live sessions; ids whose session is gone leave the index. */
-  async listByOwner (owner: string): Promise<string[]> {
-    const key = this.#key(owner)
-    const ids = await unavailableOnError(this.client.smembers(key))
-    const alive = await Promise.all(ids.map(async (id) => await this.#exists(id)))
-    const dead = ids.filter((_, i) => !alive[i])
-    if (dead.length > 0) await unavailableOnError(this.client.srem(key, ...dead))
-    return ids.filter((_, i) => alive[i])
+  /**
+   * The owner's live sessions, most recently used first (by `lastSeenAt`, else `createdAt`); one
+   * whose record does not decode is left out. Costs two round trips: the index, then every session.
+   */
+  async listByOwner (owner: string): Promise<SessionDetails[]> {
+    const sessions = await this.#live(owner)
+    return sessions.flatMap(({ details }) => details ?? []).sort(newestFirst)
   }
 
   /** Ends every session of the owner ("log out everywhere"); resolves to how many. */
   async destroyByOwner (owner: string): Promise<number> {
-    const ids = await this.listByOwner(owner)
+    const ids = (await this.#live(owner)).map(({ id }) => id)
     await Promise.all(ids.map(async (id) => await this.destroy(id, owner)))
     return ids.length
   }
 
-  async #exists (id: string): Promise<boolean> {
+  /** The owner's sessions, with their details unless their record does not decode; ids whose session is gone leave the index. */
+  async #live (owner: string): Promise<Array<{ id: string, details: SessionDetails | undefined }>> {
+    const key = this.#key(owner)
+    const ids = await unavailableOnError(this.client.smembers(key))
+    const found = await Promise.all(ids.map(async (id) => await this.#describe(id)))
+    const dead = ids.filter((_, i) => found[i] === null)
+    if (dead.length > 0) await unavailableOnError(this.client.srem(key, ...dead))
+    return ids.flatMap((id, i) => {
+      const details = found[i]
+      return details === null ? [] : [{ id, details }]
+    })
+  }
+
+  /** A session's details; null when it is gone, undefined when its record does not decode (still a session to end). */
+  async #describe (id: string): Promise<SessionDetails | null | undefined> {
     try {
-      return await this.#store.get(id) !== null
+      return await this.describe(id)
     } catch (err) {
-      // a record that no longer decodes is still a session to end
-      if (err instanceof FST_RS_DECODE_FAILED) return true
+      if (err instanceof FST_RS_DECODE_FAILED) return undefined
       throw err
     }
   }
@@ -110,4 +126,9 @@ export class OwnerIndexedStore implements Store {
   #key (owner: string): string {
     return this.#prefix + Buffer.from(owner).toString('base64url')
   }
+}
+
+/** Most recently used first: by when last seen, or created where that is unknown; the newer creation breaks ties. */
+function newestFirst (a: SessionDetails, b: SessionDetails): number {
+  return (b.lastSeenAt ?? b.createdAt) - (a.lastSeenAt ?? a.createdAt) || b.createdAt - a.createdAt
 }

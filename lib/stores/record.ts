@@ -1,6 +1,7 @@
 import type { Codec, SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
-import type { LoadedSession, SaveRequest, StoredSession } from './store.js'
+import { decodeInfo } from '../session-info.js'
+import type { LoadedSession, SaveRequest, SessionDetails, StoredSession } from './store.js'
 
 /** The longest own timeout a session can have, in seconds: a century, more than any session needs, and an EXPIRE Redis takes. */
 export const MAX_TIMEOUT = 100 * 365 * 24 * 3600
@@ -24,13 +25,14 @@ export interface Header {
 }
 
 /**
- * `<own timeout>:<createdAt>:<expiresAt>[:<owner>]`, what every layout keeps beside the data;
- * `expiresAt` only in LRU mode, where no TTL enforces the timeout; the owner base64url-encoded.
+ * `<own timeout>:<createdAt>:<expiresAt>[:<owner>[:<info>]]`, what every layout keeps beside the
+ * data; `expiresAt` only in LRU mode, where no TTL enforces the timeout; the owner and the info
+ * (`setOwner`) base64url-encoded.
  */
 export function formatHeader (session: StoredSession, expiry: Expiry): Header {
   const timeout = secondsToLive(session.timeout ?? expiry.timeout, session.createdAt, expiry.absoluteTimeout)
   const expiresAt = !expiry.redisTtl && timeout > 0 ? Math.floor(Date.now() + timeout * 1000) : undefined
-  const owner = session.owner === undefined ? '' : ':' + Buffer.from(session.owner).toString('base64url')
+  const owner = session.owner === undefined ? '' : ':' + Buffer.from(session.owner).toString('base64url') + (session.info === undefined ? '' : ':' + session.info)
   return { header: `${session.timeout ?? ''}:${session.createdAt}:${expiresAt ?? ''}${owner}`, timeout, expiresAt }
 }
 
@@ -46,7 +48,7 @@ export function secondsToLive (timeout: number, createdAt: number, absoluteTimeo
 
 // bounded digits: a timeout has at most 10 (MAX_TIMEOUT), ms timestamps at most 15, so each is a
 // safe integer that formats back as it was read
-const HEADER = /^(\d{0,10}):(\d{1,15}):(\d{0,15})(?::([A-Za-z0-9_-]+))?$/
+const HEADER = /^(\d{0,10}):(\d{1,15}):(\d{0,15})(?::([A-Za-z0-9_-]+)(?::([A-Za-z0-9_-]+))?)?$/
 
 /**
  * The session a record holds: its header's fields and its data. Built as one literal: V8 spreads
@@ -62,9 +64,37 @@ export function loadedSession (header: string, data: SessionRecordData, snapshot
     createdAt: Number(fields[2]),
     expiresAt: fields[3] === '' ? undefined : Number(fields[3]),
     owner: fields[4] === undefined ? undefined : Buffer.from(fields[4], 'base64url').toString(),
+    info: fields[5],
     data,
     snapshot
   }
+}
+
+/**
+ * What `listByOwner` tells of the session whose header is `header`; `expiresAt` is when Redis ends
+ * it (its TTL, or its score in a bucket's index), undefined when Redis keeps no end (LRU mode, or
+ * it never expires). Null once the session has expired.
+ */
+export function sessionDetails (id: string, header: string, expiresAt: number | undefined, expiry: Expiry): SessionDetails | null {
+  const session = loadedSession(header, {}, undefined)
+  const end = expiresAt ?? session.expiresAt ?? null
+  if (end !== null && end <= Date.now()) return null
+  // every read slides the expiry to a whole timeout from then; without one, it tells nothing
+  const timeout = session.timeout ?? expiry.timeout
+  return {
+    id,
+    createdAt: session.createdAt,
+    lastSeenAt: end === null || timeout === 0 ? null : Math.max(session.createdAt, end - timeout * 1000),
+    expiresAt: end,
+    info: session.info === undefined ? null : decodeInfo(session.info)
+  }
+}
+
+/** A record's header: what comes before the first `|` (string and bucketed layouts). */
+export function headerOf (stored: Stored): string {
+  const bar = stored.indexOf('|')
+  if (bar === -1) throw new FST_RS_DECODE_FAILED('the record has no valid header')
+  return typeof stored === 'string' ? stored.slice(0, bar) : stored.toString('latin1', 0, bar)
 }
 
 export interface EncodedRecord {
@@ -98,9 +128,8 @@ export function holdsRecord (codec: Codec, snapshot: unknown, data: SessionRecor
 
 /** The session in a value `encodeRecord` made; its snapshot is the encoded data. */
 export function decodeRecord (codec: Codec, stored: Stored): LoadedSession {
-  const bar = stored.indexOf('|')
-  if (bar === -1) throw new FST_RS_DECODE_FAILED('the record has no valid header')
-  const header = typeof stored === 'string' ? stored.slice(0, bar) : stored.toString('latin1', 0, bar)
+  const header = headerOf(stored)
+  const bar = header.length
   const payload = codec.unpack(typeof stored === 'string' ? stored.slice(bar + 1) : stored.subarray(bar + 1))
   return loadedSession(header, codec.decode(payload), payload)
 }

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Codec, SessionRecordData } from '../codec.js'
+import type { SessionInfo } from '../session-info.js'
 
 /** What every layout keeps of a session. */
 export interface StoredSession {
@@ -10,6 +11,25 @@ export interface StoredSession {
   timeout: number | undefined
   /** whose session it is (`setOwner`), for "log out everywhere" */
   owner: string | undefined
+  /** what `setOwner` was told of the device, as stored: base64url of its JSON */
+  info: string | undefined
+}
+
+/** One of an owner's sessions, as `fastify.sessionStore.listByOwner(owner)` lists it. */
+export interface SessionDetails {
+  id: string
+  /** ms since epoch */
+  createdAt: number
+  /**
+   * ms since epoch of the session's last request, as told by its sliding expiry (to within the
+   * cache's `touchAfter`, or in LRU mode a tenth of the timeout); null when it never expires. When
+   * `absoluteTimeout` cut the expiry, the earliest that last request can have been.
+   */
+  lastSeenAt: number | null
+  /** ms since epoch when the session ends unless used again; null when it never expires */
+  expiresAt: number | null
+  /** what `setOwner(owner, info)` was given, or null */
+  info: SessionInfo | null
 }
 
 export interface LoadedSession extends StoredSession {
@@ -54,6 +74,11 @@ export interface Store {
   destroy (id: string, owner?: string): Promise<void>
   /** Reads a session's data without sliding its expiry. */
   get (id: string): Promise<SessionRecordData | null>
+  /**
+   * A session's details, read with its remaining lifetime in one round trip without sliding it;
+   * null when there is no live session. Rejects with FST_RS_DECODE_FAILED when the record does not decode.
+   */
+  describe (id: string): Promise<SessionDetails | null>
   /** Removes expired sessions Redis does not expire itself; resolves to how many. */
   sweep (): Promise<number>
   ping (): Promise<void>

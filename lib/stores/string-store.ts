@@ -1,9 +1,9 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { decodeRecord, encodeRecord, holdsRecord, secondsToLive, type EncodedRecord } from './record.js'
+import { decodeRecord, encodeRecord, headerOf, holdsRecord, secondsToLive, type EncodedRecord } from './record.js'
 import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
-import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
 
 type Read = (key: string) => Promise<Stored | null>
 
@@ -43,6 +43,10 @@ export class StringStore extends KeyPerSessionStore implements Store {
   async get (id: string): Promise<SessionRecordData | null> {
     const stored = await readRecord(this.#get(this.#options.prefix + id))
     return stored === null ? null : decodeRecord(this.#options.codec, stored).data
+  }
+
+  async describe (id: string): Promise<SessionDetails | null> {
+    return await this.detailsOf(id, this.#get(this.#options.prefix + id), headerOf)
   }
 
   async save (request: SaveRequest): Promise<SaveResult> {

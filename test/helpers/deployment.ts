@@ -9,7 +9,7 @@ import { sessionCookie } from './app.js'
  * The README's recommended ACL commands: what every layout, the owner index, `replicas` and
  * ioredis' handshake (INFO) need.
  */
-export const ACL_COMMANDS = '+get +getex +set +del +exists +expire +pexpire +persist +hget +hgetall +hset +hdel +hexists ' +
+export const ACL_COMMANDS = '+get +getex +set +del +exists +expire +pexpire +persist +pttl +hget +hgetall +hset +hdel +hexists ' +
   '+zadd +zrem +zscore +zrangebyscore +sadd +srem +smembers +time +eval +evalsha +wait +ping +info'
 /** What ioredis' Cluster client adds: the slot map, the ready check, its named slot-map connection. */
 export { CLUSTER_COMMANDS as CLUSTER_ACL_COMMANDS } from '../../lib/connection.js'
