@@ -91,8 +91,9 @@ export class BucketedStore implements Store {
     return await sendSave(client, replicas, write, alongside, 0, [hash, ...previous.map((old) => this.#keys(old).hash), ...adopted])
   }
 
-  async destroy (id: string): Promise<void> {
-    await unavailableOnError(Promise.all(this.#remove(id)))
+  async destroy (id: string): Promise<boolean> {
+    const [removed] = await unavailableOnError(Promise.all(this.#remove(id)))
+    return removed === 1
   }
 
   async sweep (): Promise<number> {

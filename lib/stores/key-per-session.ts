@@ -13,8 +13,8 @@ export abstract class KeyPerSessionStore {
     this.#prefix = options.prefix
   }
 
-  async destroy (id: string): Promise<void> {
-    await unavailableOnError(this.client.del(this.#prefix + id))
+  async destroy (id: string): Promise<boolean> {
+    return await unavailableOnError(this.client.del(this.#prefix + id)) === 1
   }
 
   /** Redis expires these keys itself: nothing to sweep. */
