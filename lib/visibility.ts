@@ -102,8 +102,8 @@ export class Visibility {
   save (store: Store, request: SaveRequest, regeneratedFrom: string | undefined): Promise<SaveResult> {
     const saving = channels.save.hasSubscribers ? this.#trace('save', async (context) => await this.#saveTraced(store, request, context)) : store.save(request)
     if (!request.isNew || this.events.listenerCount(regeneratedFrom === undefined ? 'created' : 'regenerated') === 0) return saving
+    // a new session's save stores it or fails: its write is conditional on a fresh random id only
     return saving.then((result) => {
-      if (result !== 'saved') return result
       const event = { id: request.id, owner: request.session.owner }
       if (regeneratedFrom === undefined) this.#emit('created', event)
       else this.#emit('regenerated', { ...event, previousId: regeneratedFrom })
@@ -114,7 +114,7 @@ export class Visibility {
   async #saveTraced (store: Store, request: SaveRequest, context: SessionTraceContext): Promise<SaveResult> {
     const result = await store.save(request)
     context.outcome = result
-    if (result !== 'unchanged') context.bytes = sizeOf(request.written)
+    if (result === 'saved') context.bytes = sizeOf(request.written)
     return result
   }
 
