@@ -164,6 +164,10 @@ t.test('Redis down: the error channel carries FST_RS_STORE_UNAVAILABLE', async (
   t.same(failedWith(load), [timedOut], 'a read that timed out')
   t.same(failedWith(save), [timedOut], 'a save that timed out')
   t.same(failedWith(destroy), [timedOut], 'a destroy that timed out')
+  redis.pause()
+  setup.app.sessionStore.on('destroyed', () => {})
+  await t.rejects(setup.app.sessionStore.destroy(idOf(cookie)), { code: 'FST_RS_STORE_UNAVAILABLE' }, 'reading the owner for a listener timed out')
+  redis.resume()
 
   // killed: the connection is known to be down, nothing is sent
   await redis.kill()
@@ -218,6 +222,14 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     await app.sessionStore.destroy(idOf(c))
     t.same(heard, [['destroyed', { id: idOf(c), owner: 'noa' }]], 'sessionStore.destroy: the owner is read for the listener')
     t.same(await app.sessionStore.listByOwner('noa'), [], 'and the session leaves its index')
+
+    const d = idOf(sessionCookie(await request('/write')) as string)
+    if (layout === 'string') await setup.admin.set('sess:' + d, 'not a record')
+    else if (layout === 'hash') await setup.admin.hdel('sess:' + d, '__proto__')
+    else await setup.admin.hset(bucketKeys('sess:', bucketOf(d, 65536)).hash, d, 'not a record')
+    heard.length = 0
+    await app.sessionStore.destroy(d)
+    t.same(heard, [['destroyed', { id: d, owner: undefined }]], 'a record that does not decode is destroyed all the same, its owner unknown')
   })
 }
 
