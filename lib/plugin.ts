@@ -56,7 +56,8 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   const keptByBrowser = cookieDelivery(opts.cookieName, opts.cookie)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
   const guard = watch.guard.bind(watch)
-  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => { await guard(async () => await store.destroy(id, owner)) }
+  const guardDestroy = visibility.guardingDestroys(guard)
+  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => { await guardDestroy(async () => await store.destroy(id, owner)) }
   const takeover = opts.migrateFrom === undefined ? undefined : new SessionTakeover(opts.migrateFrom, client, guard)
 
   fastify.decorate(decorator + 'Store', sessionStoreApi(store, guard, visibility))

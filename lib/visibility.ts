@@ -2,6 +2,7 @@ import { tracingChannel } from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Stored } from './codec.js'
+import type { Guard } from './stores/index.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store } from './stores/store.js'
 
 /**
@@ -147,6 +148,22 @@ export class Visibility {
       } catch {}
     }
     return error
+  }
+
+  /** `guard`, with what it refuses at once (Redis known to be down) published as `refused` destroys. */
+  guardingDestroys (guard: Guard): Guard {
+    return async (call) => {
+      let ran = false
+      try {
+        return await guard(async () => {
+          ran = true
+          return await call()
+        })
+      } catch (err) {
+        if (!ran) this.refused('destroy', err as Error)
+        throw err
+      }
+    }
   }
 
   /** Runs `call` inside the operation's tracing channel; its result stays out of the published context. */

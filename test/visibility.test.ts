@@ -178,6 +178,10 @@ t.test('Redis down: the error channel carries FST_RS_STORE_UNAVAILABLE', async (
   t.equal((await request('/write')).statusCode, 503)
   t.same(failedWith(load), ['start error end · FST_RS_STORE_UNAVAILABLE · {"layout":"string"}'], 'a read refused at once')
   t.same(failedWith(save), ['start error end · FST_RS_STORE_UNAVAILABLE · {"layout":"string"}'], 'a save refused at once')
+  destroy.length = 0
+  await t.rejects(setup.app.sessionStore.destroy(idOf(cookie)), { code: 'FST_RS_STORE_UNAVAILABLE' })
+  await t.rejects(setup.app.sessionStore.destroyByOwner('someone'), { code: 'FST_RS_STORE_UNAVAILABLE' })
+  t.same(failedWith(destroy), Array(2).fill('start error end · FST_RS_STORE_UNAVAILABLE · {"layout":"string"}'), 'destroys refused at once')
 })
 
 /** Every lifecycle event of the app's sessionStore, in order, as `[name, payload]`. */
@@ -214,8 +218,8 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     const [a, b] = await Promise.all([request('/login?owner=max'), request('/login?owner=max')])
     heard.length = 0
     t.equal(await app.sessionStore.destroyByOwner('max'), 2)
-    t.same(heard.sort(([, x], [, y]) => x.id.localeCompare(y.id)),
-      [idOf(sessionCookie(a) as string), idOf(sessionCookie(b) as string)].sort().map((id) => ['destroyed', { id, owner: 'max' }]), 'destroyByOwner: one per session')
+    t.same(heard.map(([event, { id, owner }]) => `${event} ${id} ${owner}`).sort(),
+      [a, b].map((response) => `destroyed ${idOf(sessionCookie(response) as string)} max`).sort(), 'destroyByOwner: one per session')
 
     const c = sessionCookie(await request('/login?owner=noa')) as string
     heard.length = 0

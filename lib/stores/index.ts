@@ -134,17 +134,18 @@ export type Guard = <T>(call: () => Promise<T>) => Promise<T>
 
 /** `fastify.sessionStore`: the store's calls on the EventEmitter of `visibility`'s events. */
 export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard, visibility: Visibility): SessionStore {
+  const guardDestroy = visibility.guardingDestroys(guard)
   const calls: Omit<SessionStore, 'on' | 'once' | 'off'> = {
     client: store.client,
     get: async (id) => isValidId(id) ? await guard(async () => await store.get(id)) : null,
     destroy: async (id) => {
       if (!isValidId(id)) return
-      await guard(async () => await store.destroy(id, visibility.heard('destroyed') ? await ownerOf(store, id) : undefined))
+      await guardDestroy(async () => await store.destroy(id, visibility.heard('destroyed') ? await ownerOf(store, id) : undefined))
     },
     sweep: async () => await guard(async () => await store.sweep()),
     ping: async () => await guard(async () => await store.ping()),
     listByOwner: async (owner) => await guard(async () => await store.listByOwner(owner)),
-    destroyByOwner: async (owner) => await guard(async () => await store.destroyByOwner(owner))
+    destroyByOwner: async (owner) => await guardDestroy(async () => await store.destroyByOwner(owner))
   }
   return Object.assign(visibility.events, calls) as unknown as SessionStore
 }
