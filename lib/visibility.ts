@@ -84,7 +84,7 @@ export class Visibility {
 
   /** Loads the session a valid cookie names: null when it no longer exists, which emits `expired`. */
   load (store: Store, id: string): Promise<LoadedSession | null> {
-    const found = channels.load.hasSubscribers ? this.#trace('load', async (context) => await this.#loadTraced(store, id, context)) : store.load(id)
+    const found = channels.load.hasSubscribers ? this.#trace('load', () => store.load(id), this.#loaded) : store.load(id)
     return found.then((record) => {
       if (record !== null && this.#usable(record)) return record
       this.#emit('expired', { id, owner: record?.owner })
@@ -92,16 +92,15 @@ export class Visibility {
     })
   }
 
-  async #loadTraced (store: Store, id: string, context: SessionTraceContext): Promise<LoadedSession | null> {
-    const record = await store.load(id)
+  /** the outcome of a traced load: a record that is no longer a session counts as missing */
+  readonly #loaded = (context: SessionTraceContext, record: LoadedSession | null): void => {
     context.outcome = record !== null && this.#usable(record) ? 'loaded' : 'missing'
     context.bytes = sizeOf(record?.stored)
-    return record
   }
 
   /** Saves; the first save of a session emits `created`, or `regenerated` when it replaces `regeneratedFrom`. */
   save (store: Store, request: SaveRequest, regeneratedFrom: string | undefined): Promise<SaveResult> {
-    const saving = channels.save.hasSubscribers ? this.#trace('save', async (context) => await this.#saveTraced(store, request, context)) : store.save(request)
+    const saving = channels.save.hasSubscribers ? this.#trace('save', () => store.save(request), (context, result) => { saved(context, result, request) }) : store.save(request)
     if (!request.isNew || this.events.listenerCount(regeneratedFrom === undefined ? 'created' : 'regenerated') === 0) return saving
     // a new session's save stores it or fails: its write is conditional on a fresh random id only
     return saving.then((result) => {
@@ -112,22 +111,9 @@ export class Visibility {
     })
   }
 
-  async #saveTraced (store: Store, request: SaveRequest, context: SessionTraceContext): Promise<SaveResult> {
-    const result = await store.save(request)
-    context.outcome = result
-    if (result === 'saved') context.bytes = sizeOf(request.written)
-    return result
-  }
-
   /** Deletes a session; when one was there, emits `destroyed` with `owner`, where the caller knows it. */
   async destroy (store: Store, id: string, owner: string | undefined): Promise<boolean> {
-    const destroyed = channels.destroy.hasSubscribers
-      ? await this.#trace('destroy', async (context) => {
-        const found = await store.destroy(id)
-        context.outcome = found ? 'destroyed' : 'missing'
-        return found
-      })
-      : await store.destroy(id)
+    const destroyed = await (channels.destroy.hasSubscribers ? this.#trace('destroy', () => store.destroy(id), destroyedOrMissing) : store.destroy(id))
     if (destroyed) this.#emit('destroyed', { id, owner })
     return destroyed
   }
@@ -166,12 +152,34 @@ export class Visibility {
     }
   }
 
-  /** Runs `call` inside the operation's tracing channel; its result stays out of the published context. */
-  async #trace<T> (operation: Operation, call: (context: SessionTraceContext) => Promise<T>): Promise<T> {
+  /**
+   * Publishes `call` on the operation's tracing channel as `tracePromise` does (start, end, then
+   * error, asyncStart, asyncEnd), `settle` telling the outcome, but without publishing the result:
+   * a loaded record holds the session's data. The call is made (lazily) under `start.runStores`,
+   * so an APM's `bindStore` on `start` sees the store's commands run in its context.
+   */
+  #trace<T> (operation: Operation, call: () => Promise<T>, settle: (context: SessionTraceContext, result: T) => void): Promise<T> {
+    const channel = channels[operation]
     const context: SessionTraceContext = { layout: this.#layout }
-    let result: T | undefined
-    await channels[operation].tracePromise(async () => { result = await call(context) }, context)
-    return result as T
+    return channel.start.runStores(context, () => {
+      // store calls return promises: none throws synchronously
+      try {
+        return call().then((result) => {
+          settle(context, result)
+          channel.asyncStart.publish(context)
+          channel.asyncEnd.publish(context)
+          return result
+        }, (error: unknown) => {
+          context.error = error
+          channel.error.publish(context)
+          channel.asyncStart.publish(context)
+          channel.asyncEnd.publish(context)
+          throw error
+        })
+      } finally {
+        channel.end.publish(context)
+      }
+    })
   }
 
   /** Calls each listener on its own: one that throws or rejects is logged and breaks nothing. */
@@ -191,6 +199,15 @@ export class Visibility {
   #listenerFailed (event: string, err: unknown): void {
     this.#log.error({ err, event }, `a sessionStore '${event}' listener failed`)
   }
+}
+
+function saved (context: SessionTraceContext, result: SaveResult, request: SaveRequest): void {
+  context.outcome = result
+  if (result === 'saved') context.bytes = sizeOf(request.written)
+}
+
+function destroyedOrMissing (context: SessionTraceContext, found: boolean): void {
+  context.outcome = found ? 'destroyed' : 'missing'
 }
 
 /** Bytes of what a store read or wrote: a value, or a hash's fields and values. */

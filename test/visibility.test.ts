@@ -1,6 +1,7 @@
 // Issue 14 (part A): the tracing channels fastify-redis-sessions:load|save|destroy, the lifecycle
 // events of fastify.sessionStore and request.session.ended, each subscribed to on real Redis.
 import t, { type Test } from 'tap'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { tracingChannel } from 'node:diagnostics_channel'
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
@@ -121,6 +122,22 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     t.ok([...load, ...save, ...destroy].every(({ context }) => context.result === undefined), 'no record, no data: the result is not published')
   })
 }
+
+t.test("an APM's bindStore on start: the store call runs in its context, as with tracePromise", async (t) => {
+  const { request } = await buildApp(t, {}, routes)
+  const storage = new AsyncLocalStorage<string>()
+  const channel = tracingChannel<unknown, SessionTraceContext>('fastify-redis-sessions:save')
+  channel.start.bindStore(storage, (context) => `span of a ${context.layout} save`)
+  const seen: Array<string | undefined> = []
+  const asyncEnd = (): void => { seen.push(storage.getStore()) }
+  channel.asyncEnd.subscribe(asyncEnd)
+  t.teardown(() => {
+    channel.start.unbindStore(storage)
+    channel.asyncEnd.unsubscribe(asyncEnd)
+  })
+  await request('/write')
+  t.same(seen, ['span of a string save'])
+})
 
 t.test('LRU mode: a loaded record that expired is missing, and its owner is told with expired', async (t) => {
   const { request, app } = await buildApp(t, { redisTtl: false, timeout: 1 }, routes)
