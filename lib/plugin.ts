@@ -103,9 +103,13 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     takeover?.beside(request)
     const outage = watch.outage()
     if (outage !== undefined) return done(visibility.refused('load', outage))
-    // null: the session no longer exists, or expired
+    const cached = cache?.cached(verified.id)
+    if (cached !== undefined) {
+      attachLoaded(request, verified, visibility.fromCache(verified.id, cached))
+      return done()
+    }
     visibility.load(store, verified.id).then((record: LoadedSession | null) => {
-      attach(request, record !== null ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified, true))
+      attachLoaded(request, verified, record)
       done()
     }, (err: Error) => {
       if (!(opts.deserializationFailsNew && err instanceof FST_RS_DECODE_FAILED)) return done(err)
@@ -113,6 +117,11 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       done()
     })
   })
+
+  /** The request's session: the stored one, or (null: it no longer exists, or expired) a new one replacing it. */
+  function attachLoaded (request: FastifyRequest, verified: VerifiedCookie, record: LoadedSession | null): void {
+    attach(request, record !== null ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified, true))
+  }
 
   if (!cookieOnException) {
     fastify.addHook('onError', function noteFailure (request, reply, error, done) {

@@ -85,11 +85,31 @@ export class Visibility {
   /** Loads the session a valid cookie names: null when it no longer exists, which emits `expired`. */
   load (store: Store, id: string): Promise<LoadedSession | null> {
     const found = channels.load.hasSubscribers ? this.#trace('load', () => store.load(id), this.#loaded) : store.load(id)
-    return found.then((record) => {
-      if (record !== null && this.#usable(record)) return record
-      this.#emit('expired', { id, owner: record?.owner })
-      return null
-    })
+    return found.then((record) => this.#sessionOf(id, record))
+  }
+
+  /**
+   * As `load`, for a session the local cache had: its load is published all at once (start, end,
+   * asyncStart, asyncEnd), so a subscriber sees every load end the same way.
+   */
+  fromCache (id: string, record: LoadedSession): LoadedSession | null {
+    if (channels.load.hasSubscribers) {
+      const context: SessionTraceContext = { layout: this.#layout }
+      channels.load.start.runStores(context, () => {
+        this.#loaded(context, record)
+        channels.load.end.publish(context)
+        channels.load.asyncStart.publish(context)
+        channels.load.asyncEnd.publish(context)
+      })
+    }
+    return this.#sessionOf(id, record)
+  }
+
+  /** The loaded record while it is a session; else null, and `expired` is emitted. */
+  #sessionOf (id: string, record: LoadedSession | null): LoadedSession | null {
+    if (record !== null && this.#usable(record)) return record
+    this.#emit('expired', { id, owner: record?.owner })
+    return null
   }
 
   /** the outcome of a traced load: a record that is no longer a session counts as missing */
