@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { resolveOptions } from '../dist/options.js'
 import { createStores } from '../dist/stores/index.js'
+import { Visibility } from '../dist/visibility.js'
 import { startRedis } from './redis.js'
 import { shopSession } from './shop-session.js'
 
@@ -30,7 +31,7 @@ function heap () {
 async function bytesPerSession (redis, payload, maxEntries) {
   const client = new Redis(redis.url)
   try {
-    const { store, cache } = createStores(resolveOptions({ secret: 'x'.repeat(32), client, cache: { maxEntries } }), client, (err) => console.error(err))
+    const { store, cache } = createStores(resolveOptions({ secret: 'x'.repeat(32), client, cache: { maxEntries } }), client, (err) => console.error(err), new Visibility('string', console, () => true))
     // what the tracking connection does once Redis confirms tracking
     cache.enable()
     const before = heap()

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { resolveOptions } from '../dist/options.js'
 import { createStores } from '../dist/stores/index.js'
+import { Visibility } from '../dist/visibility.js'
 import { startRedis } from './redis.js'
 import { shopSession } from './shop-session.js'
 
@@ -43,7 +44,7 @@ async function bytesPerSession (variant, compression) {
   try {
     for (const [name, value] of Object.entries(variant.config ?? {})) await client.config('SET', name, value)
     const options = resolveOptions({ secret: 'x'.repeat(32), client, compress: compression.compress, ...variant.options })
-    const { store } = createStores(options, client, (err) => console.error(err))
+    const { store } = createStores(options, client, (err) => console.error(err), new Visibility(options.layout, console, () => true))
     // a first save loads the scripts, so their memory is not counted
     await store.save({ id: 'warm-up', session: { data: {}, createdAt: Date.now() }, isNew: true })
     const before = await usedMemory(client)

@@ -35,6 +35,7 @@ export function allVariants () {
     FLOOR_VARIANT,
     ...supportedLayouts().map(oursIn),
     OURS_CACHED,
+    OURS_TRACED,
     { name: ANCHORS[0], server: 'fastify-session', sessions: true },
     { name: ANCHORS[1], server: 'mgcrea', sessions: true }
   ]
@@ -42,6 +43,9 @@ export function allVariants () {
 
 /** The string layout with the local cache: reads of a cached session send nothing to Redis. */
 export const OURS_CACHED = { name: 'ours (string, cache)', server: 'ours', sessions: true, ours: true, settings: { layout: 'string', cache: true } }
+
+/** The string layout with a subscriber on every tracing channel: the cost of being watched (`ours (string)` is the same without). */
+export const OURS_TRACED = { name: 'ours (string, traced)', server: 'ours', sessions: true, ours: true, settings: { layout: 'string', traced: true } }
 
 export function oursIn (layout) {
   return { name: `ours (${layout})`, server: 'ours', sessions: true, ours: true, settings: { layout } }

@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import formbody from '@fastify/formbody'
 // the package's own name resolves to dist/ through the "exports" map (a self-reference)
 import redisSession from 'fastify-redis-sessions'
+import { sessionMetrics } from './metrics.js'
 
 /** Seconds a session lives without a request (the plugin's `timeout`). */
 export const SESSION_TIMEOUT = 20 * 60
@@ -94,6 +95,12 @@ export async function buildApp ({ secret, redisUrl, logger = false }) {
     await app.sessionStore.ping()
     return { status: 'ok' }
   })
+
+  // Prometheus metrics fed by the plugin's tracing channels (example/metrics.js)
+  const metrics = sessionMetrics()
+  app.addHook('onClose', async () => metrics.close())
+  app.get('/metrics', { config: { session: false } }, async (request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
 
   return app
 }
@@ -268,7 +275,7 @@ function page ({ views, user, devices, current, flash, load, saves, stored }) {
     </dl>
   </section>
   <p class="muted" id="try">Try this: reload to count, look without counting (a read, no write), log in, then open a private
-    window, log in as the same user, and sign it out under “Where you're signed in” or press “Log out everywhere”. <a href="/health">/health</a> opts out of sessions: no Redis read, no cookie.</p>
+    window, log in as the same user, and sign it out under “Where you're signed in” or press “Log out everywhere”. <a href="/health">/health</a> opts out of sessions: no Redis read, no cookie. <a href="/metrics">/metrics</a> counts loads, saves and destroys for Prometheus.</p>
 </main>
 </body>
 </html>

@@ -14,6 +14,7 @@ import { createStores, scheduleSweeps, sessionStoreApi } from './stores/index.js
 import { Tracking } from './stores/tracking.js'
 import { secondsToLive } from './stores/record.js'
 import type { LoadedSession } from './stores/store.js'
+import { Visibility } from './visibility.js'
 
 type Decorated = Record<string, RedisSession | null>
 
@@ -38,7 +39,8 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   }
   await checkAccess(client, opts).catch(abandon)
 
-  const { store, cache } = createStores(opts, client, (err) => fastify.log.warn({ err }, 'sliding the expiry of a cached session failed'))
+  const visibility = new Visibility(opts.layout, fastify.log, usable)
+  const { store, cache } = createStores(opts, client, (err) => fastify.log.warn({ err }, 'sliding the expiry of a cached session failed'), visibility)
   if (cache !== undefined) {
     const tracking = new Tracking(client as Redis, cache, opts.prefix, fastify.log)
     fastify.addHook('onClose', async () => await tracking.close())
@@ -54,10 +56,11 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   const keptByBrowser = cookieDelivery(opts.cookieName, opts.cookie)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
   const guard = watch.guard.bind(watch)
-  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => await guard(async () => await store.destroy(id, owner))
+  const guardDestroy = visibility.guardingDestroys(guard)
+  const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => { await guardDestroy(async () => await store.destroy(id, owner)) }
   const takeover = opts.migrateFrom === undefined ? undefined : new SessionTakeover(opts.migrateFrom, client, guard)
 
-  fastify.decorate(decorator + 'Store', sessionStoreApi(store, guard))
+  fastify.decorate(decorator + 'Store', sessionStoreApi(store, guard, visibility))
   fastify.decorateRequest(decorator, null)
 
   function requestFlash (this: FastifyRequest, type: string, ...messages: unknown[]): number {
@@ -99,26 +102,25 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     }
     takeover?.beside(request)
     const outage = watch.outage()
-    if (outage !== undefined) return done(outage)
+    if (outage !== undefined) return done(visibility.refused('load', outage))
     const cached = cache?.cached(verified.id)
     if (cached !== undefined) {
-      attachLoaded(request, verified, cached)
+      attachLoaded(request, verified, visibility.fromCache(verified.id, cached))
       return done()
     }
-    store.load(verified.id).then((record: LoadedSession | null) => {
+    visibility.load(store, verified.id).then((record: LoadedSession | null) => {
       attachLoaded(request, verified, record)
       done()
     }, (err: Error) => {
       if (!(opts.deserializationFailsNew && err instanceof FST_RS_DECODE_FAILED)) return done(err)
-      attach(request, RedisSession.replacing(destroyRecord, verified))
+      attach(request, RedisSession.replacing(destroyRecord, verified, false))
       done()
     })
   })
 
-  /** The request's session: the stored one while it lives, else a new one replacing it. */
+  /** The request's session: the stored one, or (null: it no longer exists, or expired) a new one replacing it. */
   function attachLoaded (request: FastifyRequest, verified: VerifiedCookie, record: LoadedSession | null): void {
-    const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
-    attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
+    attach(request, record !== null ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified, true))
   }
 
   if (!cookieOnException) {
@@ -158,10 +160,10 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     }
 
     const outage = watch.outage()
-    if (outage !== undefined) return done(outage)
+    if (outage !== undefined) return done(visibility.refused('save', outage))
     const wasNew = state.isNew
     state.saving = true
-    store.save({
+    visibility.save(store, {
       id: session.id,
       session: RedisSession.toStored(session),
       isNew: state.isNew,
@@ -169,7 +171,7 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       previousId: state.previousId,
       adoptedKey: state.adopted?.key,
       ...RedisSession.ownerChanges(session)
-    }).then((result) => {
+    }, RedisSession.regeneratedFrom(session)).then((result) => {
       state.saving = false
       if (result === 'lost') {
         request.log.debug('session save dropped: the session was destroyed or regenerated meanwhile')
@@ -190,6 +192,11 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
   /** LRU mode: a read rewrites the record once less than 90% of what it may live is left. */
   function needsRefresh (touched: boolean, expiresAt: number | undefined, ownTimeout: number | undefined, createdAt: number): boolean {
     return touched || (expiresAt !== undefined && expiresAt - Date.now() < secondsToLive(ownTimeout ?? opts.timeout, createdAt, opts.absoluteTimeout) * 900)
+  }
+
+  /** A loaded record is a session still: not expired in LRU mode, its absolute lifetime not over. */
+  function usable (record: LoadedSession): boolean {
+    return (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
   }
 
   /** `absoluteTimeout`: the session has lived its whole lifetime, however active it was. */

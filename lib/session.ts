@@ -27,6 +27,13 @@ export interface Session {
   /** ms since epoch */
   readonly createdAt: number
   /**
+   * True when the request came with a valid cookie whose session no longer exists (it expired,
+   * or was ended elsewhere): this is a new session in its place. For the whole request, whatever it does.
+   * @example
+   * if (request.session.ended) request.flash('info', 'Your session has ended, please sign in again.')
+   */
+  readonly ended: boolean
+  /**
    * The value of `key`, or `defaultValue` when it is absent. Keys declared in `SessionData`
    * are typed; any other key is `unknown`.
    * @example
@@ -121,6 +128,10 @@ interface SessionState {
   settled: boolean
   /** the save is on its way to Redis */
   saving: boolean
+  /** the request's cookie named a session that no longer exists */
+  ended: boolean
+  /** the stored session a regenerate() replaces, until the save */
+  regeneratedFrom: string | undefined
 }
 
 export type ChangeState = 'changed' | 'unknown' | 'unchanged'
@@ -155,7 +166,9 @@ export class RedisSession implements Session {
       cookie,
       failed: false,
       settled: false,
-      saving: false
+      saving: false,
+      ended: false,
+      regeneratedFrom: undefined
     }
     if (record !== undefined) this.#adopt(record.data)
   }
@@ -171,6 +184,10 @@ export class RedisSession implements Session {
 
   get createdAt (): number {
     return this.#state.createdAt
+  }
+
+  get ended (): boolean {
+    return this.#state.ended
   }
 
   get<K extends keyof SessionData & string>(key: K): SessionData[K] | undefined
@@ -244,6 +261,7 @@ export class RedisSession implements Session {
     state.id = undefined
     state.isNew = true
     state.previousId = undefined
+    state.regeneratedFrom = undefined
     state.modified = false
     state.destroyed = true
     state.createdAt = Date.now()
@@ -285,7 +303,10 @@ export class RedisSession implements Session {
   /** A stored record this session came from is to be deleted when it is saved under a new id. */
   #replaceRecord (): void {
     const state = this.#state
-    if (!state.isNew) state.previousId ??= state.id
+    if (!state.isNew) {
+      state.previousId ??= state.id
+      state.regeneratedFrom = state.previousId
+    }
     state.id = undefined
     state.isNew = true
     state.destroyed = false
@@ -307,11 +328,20 @@ export class RedisSession implements Session {
     return session.#state
   }
 
-  /** A fresh session that replaces the record `cookie` names, which could not be used (undecodable or expired). */
-  static replacing (destroyRecord: DestroyRecord, cookie: VerifiedCookie): RedisSession {
+  /**
+   * A fresh session that replaces the record `cookie` names, which could not be used: `ended` when
+   * there is none (or it expired), not when it does not decode.
+   */
+  static replacing (destroyRecord: DestroyRecord, cookie: VerifiedCookie, ended: boolean): RedisSession {
     const session = new RedisSession(destroyRecord, cookie)
     session.#state.previousId = cookie.id
+    session.#state.ended = ended
     return session
+  }
+
+  /** The stored session this one's next save replaces by regenerate(), if any. */
+  static regeneratedFrom (session: RedisSession): string | undefined {
+    return session.#state.regeneratedFrom
   }
 
   /** A new session holding the data of `adopted`, stored on this response whether or not the data changes. */
@@ -370,6 +400,7 @@ export class RedisSession implements Session {
     const state = session.#state
     state.isNew = false
     state.previousId = undefined
+    state.regeneratedFrom = undefined
     state.adopted = undefined
     state.modified = false
     state.storedOwner = state.owner

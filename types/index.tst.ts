@@ -9,7 +9,10 @@ import redisSession, {
   type RedisSessionOptions,
   type Session,
   type SessionData,
-  type SessionStore
+  type SessionEvent,
+  type SessionStore,
+  type SessionStoreEvents,
+  type SessionTraceContext
 } from 'fastify-redis-sessions'
 
 const app = Fastify()
@@ -138,6 +141,39 @@ describe('fastify.sessionStore', () => {
     expect(app.sessionStore.destroy('id')).type.toBe<Promise<void>>()
     expect(app.sessionStore.ping()).type.toBe<Promise<void>>()
     expect(app.sessionStore.client).type.toBe<Redis | Cluster>()
+  })
+})
+
+describe('visibility', () => {
+  test('request.session.ended is a read-only boolean', () => {
+    app.get('/ended', async (request) => {
+      expect(request.session.ended).type.toBe<boolean>()
+      expect(() => { request.session.ended = false }).type.toRaiseError(2540)
+      return {}
+    })
+  })
+
+  test('sessionStore events: on, once, off with typed payloads', () => {
+    expect(app.sessionStore.on('created', (event) => {
+      expect(event).type.toBe<SessionEvent>()
+      expect(event.owner).type.toBe<string | undefined>()
+    })).type.toBe<SessionStore>()
+    expect(app.sessionStore.on('regenerated', (event) => {
+      expect(event.previousId).type.toBe<string>()
+    })).type.toBe<SessionStore>()
+    expect(app.sessionStore.once('destroyed', async ({ id }) => { expect(id).type.toBe<string>() })).type.toBe<SessionStore>()
+    const onExpired = (event: SessionEvent): void => {}
+    expect(app.sessionStore.off('expired', onExpired)).type.toBe<SessionStore>()
+    expect(app.sessionStore.on).type.not.toBeCallableWith('deleted', () => {})
+    expect(app.sessionStore.on).type.not.toBeCallableWith('created', (id: number) => {})
+    expect<keyof SessionStoreEvents>().type.toBe<'created' | 'regenerated' | 'destroyed' | 'expired'>()
+  })
+
+  test('tracing channel contexts carry layout, outcome and bytes, no id', () => {
+    expect<SessionTraceContext['layout']>().type.toBe<'string' | 'hash' | 'bucketed'>()
+    expect<SessionTraceContext['outcome']>().type.toBe<'loaded' | 'missing' | 'saved' | 'unchanged' | 'lost' | 'destroyed' | undefined>()
+    expect<SessionTraceContext['bytes']>().type.toBe<number | undefined>()
+    expect<SessionTraceContext>().type.not.toHaveProperty('id')
   })
 })
 

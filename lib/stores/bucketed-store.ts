@@ -103,8 +103,9 @@ export class BucketedStore implements Store {
     return holdsRecord(this.#options.codec, snapshot, data)
   }
 
-  async destroy (id: string): Promise<void> {
-    await unavailableOnError(Promise.all(this.#remove(id)))
+  async destroy (id: string): Promise<boolean> {
+    const [removed] = await unavailableOnError(Promise.all(this.#remove(id)))
+    return removed === 1
   }
 
   async sweep (): Promise<number> {

@@ -145,9 +145,9 @@ export class CachedStore implements Store {
     return this.#store.holds(snapshot, data)
   }
 
-  async destroy (id: string): Promise<void> {
+  async destroy (id: string): Promise<boolean> {
     this.#forget(id)
-    await this.#store.destroy(id)
+    return await this.#store.destroy(id)
   }
 
   /** Asks Redis: the owner index checks sessions through it, and it slides nothing. */

@@ -113,6 +113,7 @@ export class HashStore extends KeyPerSessionStore implements Store {
     if (changed.length === 0 && deleted.length === 0) return 'unchanged'
     codec.checkEncodedSize(payloads)
     codec.checkSize(stored)
+    request.written = stored
 
     const args = [request.isNew ? '0' : '1', redisTtl ? timeout : '', deleted.length, ...deleted, ...changed]
     const key = prefix + request.id
@@ -157,6 +158,6 @@ export class HashStore extends KeyPerSessionStore implements Store {
     if (meta === undefined) throw new FST_RS_DECODE_FAILED('the session hash has no header field')
     // fromEntries defines own properties, so not even a stored `__proto__` reaches a prototype
     const snapshot: HashSnapshot = { meta, fields }
-    return loadedSession(meta, Object.fromEntries(entries), snapshot)
+    return loadedSession(meta, Object.fromEntries(entries), snapshot, reply)
   }
 }

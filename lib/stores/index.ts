@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { Codec, type SessionRecordData } from '../codec.js'
+import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { isValidId } from '../id.js'
 import type { ResolvedOptions } from '../options.js'
 import { BucketedStore } from './bucketed-store.js'
@@ -9,6 +10,7 @@ import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
 import type { SessionDetails, Store, StoreOptions } from './store.js'
 import { StringStore } from './string-store.js'
+import type { SessionStoreEvents, Visibility } from '../visibility.js'
 
 export type { Store, SessionDetails } from './store.js'
 
@@ -20,17 +22,18 @@ export interface Stores {
 
 /**
  * The store of the configured layout, with the local cache (`cache`) and the owner index; with
- * `replicas`, saving on connections of its own. `onSlideError` hears of failed expiry slides of cached sessions.
+ * `replicas`, saving on connections of its own. `onSlideError` hears of failed expiry slides of cached sessions;
+ * `visibility` of every destroy.
  */
-export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void): Stores {
+export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void, visibility: Visibility): Stores {
   const build = (connection: Redis | Cluster): Store => layoutStore(options, layoutOptions(options, connection))
   // with replicas, saves go over connections of their own (options.ts refuses the cache beside them)
-  if (options.replicas !== undefined) return { store: new DurableSaves(client, build, options.prefix, options.connection.commandTimeout), cache: undefined }
+  if (options.replicas !== undefined) return { store: new DurableSaves(client, build, options.prefix, options.connection.commandTimeout, visibility), cache: undefined }
   const storeOptions = layoutOptions(options, client)
   const layout = layoutStore(options, storeOptions)
   // options.ts allows the cache with the string layout only
   const cache = options.cache === undefined ? undefined : new CachedStore(layout as StringStore, storeOptions, options.cache, onSlideError)
-  return { store: new OwnerIndexedStore(cache ?? layout, options.prefix), cache }
+  return { store: new OwnerIndexedStore(cache ?? layout, options.prefix, visibility), cache }
 }
 
 function layoutOptions (options: ResolvedOptions, client: Redis | Cluster): StoreOptions {
@@ -69,13 +72,19 @@ export function scheduleSweeps (store: Store, seconds: number, onError: (err: Er
   }
 }
 
-/** `fastify.sessionStore`: sessions by id, outside any request. */
+/** A listener of the `SessionStoreEvents` event `E`; one that throws or rejects is logged and breaks no request. */
+export type SessionStoreListener<E extends keyof SessionStoreEvents> = (...args: SessionStoreEvents[E]) => void | Promise<void>
+
+/** `fastify.sessionStore`: sessions by id, outside any request, and an EventEmitter of their lifecycle. */
 export interface SessionStore {
   /** The ioredis client the sessions live in. */
   readonly client: Redis | Cluster
   /** Resolves to the session's data, or null when there is no such session. */
   get (id: string): Promise<SessionRecordData | null>
-  /** Deletes the session, e.g. to end another user's session. */
+  /**
+   * Deletes the session, e.g. to end another user's session. When a `destroyed` listener is
+   * registered, the session's owner is read first (one more round trip), for its event.
+   */
   destroy (id: string): Promise<void>
   /**
    * Removes expired sessions in bounded batches and resolves to how many. Only the bucketed
@@ -103,19 +112,55 @@ export interface SessionStore {
    * await fastify.sessionStore.destroyByOwner(user.id)
    */
   destroyByOwner (owner: string): Promise<number>
+  /**
+   * Calls `listener` on each `created`, `regenerated`, `destroyed` or `expired` session, with
+   * `{ id, owner }`. `expired` is best effort: noticed when a browser comes back with the cookie
+   * of a session that no longer exists, not by a timer.
+   * @example
+   * fastify.sessionStore.on('destroyed', ({ id, owner }) => { sockets.closeSession(id) })
+   */
+  on<E extends keyof SessionStoreEvents>(event: E, listener: SessionStoreListener<E>): this
+  /**
+   * As `on`, for the next such event only.
+   * @example
+   * fastify.sessionStore.once('created', () => { console.log('first visitor') })
+   */
+  once<E extends keyof SessionStoreEvents>(event: E, listener: SessionStoreListener<E>): this
+  /**
+   * Removes a listener added with `on` or `once`.
+   * @example
+   * fastify.sessionStore.off('expired', onExpired)
+   */
+  off<E extends keyof SessionStoreEvents>(event: E, listener: SessionStoreListener<E>): this
 }
 
 /** Runs a store call, or rejects at once while the connection is known to be down. */
 export type Guard = <T>(call: () => Promise<T>) => Promise<T>
 
-export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard): SessionStore {
-  return {
+/** `fastify.sessionStore`: the store's calls on the EventEmitter of `visibility`'s events. */
+export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard, visibility: Visibility): SessionStore {
+  const guardDestroy = visibility.guardingDestroys(guard)
+  const calls: Omit<SessionStore, 'on' | 'once' | 'off'> = {
     client: store.client,
     get: async (id) => isValidId(id) ? await guard(async () => await store.get(id)) : null,
-    destroy: async (id) => { if (isValidId(id)) await guard(async () => await store.destroy(id)) },
+    destroy: async (id) => {
+      if (!isValidId(id)) return
+      await guardDestroy(async () => await store.destroy(id, visibility.heard('destroyed') ? await ownerOf(store, id) : undefined))
+    },
     sweep: async () => await guard(async () => await store.sweep()),
     ping: async () => await guard(async () => await store.ping()),
     listByOwner: async (owner) => await guard(async () => await store.listByOwner(owner)),
-    destroyByOwner: async (owner) => await guard(async () => await store.destroyByOwner(owner))
+    destroyByOwner: async (owner) => await guardDestroy(async () => await store.destroyByOwner(owner))
+  }
+  return Object.assign(visibility.events, calls) as unknown as SessionStore
+}
+
+/** The owner a session is filed under, for the `destroyed` event; none for a record that does not decode. */
+async function ownerOf (store: Store, id: string): Promise<string | undefined> {
+  try {
+    return (await store.load(id))?.owner
+  } catch (err) {
+    if (err instanceof FST_RS_DECODE_FAILED) return undefined
+    throw err
   }
 }

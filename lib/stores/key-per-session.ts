@@ -29,8 +29,8 @@ export abstract class KeyPerSessionStore {
     return sessionDetails(id, header(found), ttl === -1 ? undefined : Date.now() + ttl, this.#options)
   }
 
-  async destroy (id: string): Promise<void> {
-    await unavailableOnError(this.client.del(this.#prefix + id))
+  async destroy (id: string): Promise<boolean> {
+    return await unavailableOnError(this.client.del(this.#prefix + id)) === 1
   }
 
   /** Redis expires these keys itself: nothing to sweep. */

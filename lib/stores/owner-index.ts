@@ -3,6 +3,7 @@ import type { SessionRecordData } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { unavailableOnError } from './redis-calls.js'
 import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store } from './store.js'
+import type { Visibility } from '../visibility.js'
 
 /**
  * A layout's store plus a set of session ids per owner (Spring Session's principal index), so all
@@ -15,13 +16,15 @@ export class OwnerIndexedStore implements Store {
   readonly client: Redis | Cluster
   readonly #store: Store
   readonly #prefix: string
+  readonly #visibility: Visibility
   /** background prunes under way, awaited before the client closes */
   readonly #pruning = new Set<Promise<void>>()
 
-  constructor (store: Store, prefix: string) {
+  constructor (store: Store, prefix: string, visibility: Visibility) {
     this.client = store.client
     this.#store = store
     this.#prefix = prefix + 'owner:'
+    this.#visibility = visibility
   }
 
   load (id: string): Promise<LoadedSession | null> {
@@ -79,9 +82,12 @@ export class OwnerIndexedStore implements Store {
     await Promise.all(this.#pruning)
   }
 
-  async destroy (id: string, owner?: string): Promise<void> {
-    if (owner === undefined) return await this.#store.destroy(id)
-    await Promise.all([this.#store.destroy(id), unavailableOnError(this.client.srem(this.#key(owner), id))])
+  /** Every destroy passes here, so the `destroyed` event and the destroy channel hear of each. */
+  async destroy (id: string, owner?: string): Promise<boolean> {
+    const destroyed = this.#visibility.destroy(this.#store, id, owner)
+    if (owner === undefined) return await destroyed
+    const [found] = await Promise.all([destroyed, unavailableOnError(this.client.srem(this.#key(owner), id))])
+    return found
   }
 
   /**

@@ -54,7 +54,7 @@ const HEADER = /^(\d{0,10}):(\d{1,15}):(\d{0,15})(?::([A-Za-z0-9_-]+)(?::([A-Za-
  * The session a record holds: its header's fields and its data. Built as one literal: V8 spreads
  * a parsed header several times slower than it decodes a small session.
  */
-export function loadedSession (header: string, data: SessionRecordData, snapshot: unknown): LoadedSession {
+export function loadedSession (header: string, data: SessionRecordData, snapshot: unknown, stored?: Stored | readonly Stored[]): LoadedSession {
   const fields = HEADER.exec(header)
   if (fields === null) throw new FST_RS_DECODE_FAILED('the record has no valid header')
   const timeout = fields[1] === '' ? undefined : Number(fields[1])
@@ -66,7 +66,8 @@ export function loadedSession (header: string, data: SessionRecordData, snapshot
     owner: fields[4] === undefined ? undefined : Buffer.from(fields[4], 'base64url').toString(),
     info: fields[5],
     data,
-    snapshot
+    snapshot,
+    stored
   }
 }
 
@@ -118,6 +119,7 @@ export function encodeRecord (codec: Codec, expiry: Expiry, request: SaveRequest
   const packed = codec.pack(payload)
   const value = typeof packed === 'string' ? `${header}|${packed}` : Buffer.concat([Buffer.from(header + '|'), packed])
   codec.checkSize(value)
+  request.written = value
   return { value, timeout, payload, expiresAt }
 }
 
@@ -131,5 +133,5 @@ export function decodeRecord (codec: Codec, stored: Stored): LoadedSession {
   const header = headerOf(stored)
   const bar = header.length
   const payload = codec.unpack(typeof stored === 'string' ? stored.slice(bar + 1) : stored.subarray(bar + 1))
-  return loadedSession(header, codec.decode(payload), payload)
+  return loadedSession(header, codec.decode(payload), payload, stored)
 }

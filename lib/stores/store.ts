@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
-import type { Codec, SessionRecordData } from '../codec.js'
+import type { Codec, SessionRecordData, Stored } from '../codec.js'
 import type { SessionInfo } from '../session-info.js'
 
 /** What every layout keeps of a session. */
@@ -37,6 +37,8 @@ export interface LoadedSession extends StoredSession {
   expiresAt: number | undefined
   /** what the layout needs to tell a change from none (the string layout keeps the stored payload) */
   snapshot: unknown
+  /** what Redis returned, measured only when the load is traced; absent on a cached read */
+  stored?: Stored | readonly Stored[]
 }
 
 export interface SaveRequest {
@@ -54,6 +56,8 @@ export interface SaveRequest {
   index?: string
   /** remove an id from an owner's index (the record regenerate replaces, or an owner changed) */
   unindex?: { owner: string, id: string }
+  /** set by the layout: what the save writes, measured only when the save is traced */
+  written?: Stored | readonly Stored[]
 }
 
 /** saved · unchanged: nothing to write · lost: the record was destroyed or regenerated meanwhile */
@@ -70,8 +74,8 @@ export interface Store {
    * handed out may have been changed in place, and this tells, without a round trip, whether there is anything to save.
    */
   holds (snapshot: unknown, data: SessionRecordData): boolean
-  /** Deletes a session; with its `owner`, also from that owner's index. */
-  destroy (id: string, owner?: string): Promise<void>
+  /** Deletes a session (with its `owner`, also from that owner's index); true when there was one. */
+  destroy (id: string, owner?: string): Promise<boolean>
   /** Reads a session's data without sliding its expiry. */
   get (id: string): Promise<SessionRecordData | null>
   /**
