@@ -19,6 +19,9 @@ export const FST_RS_DECODE_FAILED = createError<'FST_RS_DECODE_FAILED', 500, Det
 /** The session would be stored in more than `maxSize` bytes (or inflate beyond its limit); nothing was written. */
 export const FST_RS_SESSION_TOO_LARGE = createError<'FST_RS_SESSION_TOO_LARGE', 500, [size: number, limit: string]>('FST_RS_SESSION_TOO_LARGE', 'Session is %d bytes, more than %s. Nothing was written', 500)
 
+/** A call the configured store cannot serve (the owner index with Memcached). */
+export const FST_RS_UNSUPPORTED = createError<'FST_RS_UNSUPPORTED', 500, Detail>('FST_RS_UNSUPPORTED', 'Not supported by this session store: %s', 500)
+
 /**
  * Every error this plugin creates, by code, for `instanceof` checks.
  * @example
@@ -29,5 +32,6 @@ export const errorCodes = {
   FST_RS_STORE_UNAVAILABLE,
   FST_RS_CONNECTION_REJECTED,
   FST_RS_DECODE_FAILED,
-  FST_RS_SESSION_TOO_LARGE
+  FST_RS_SESSION_TOO_LARGE,
+  FST_RS_UNSUPPORTED
 }

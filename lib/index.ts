@@ -8,6 +8,7 @@ export type { Session, SessionData } from './session.js'
 export type { SessionStore } from './stores/index.js'
 export type { CookieAttributes } from './cookie.js'
 export type { MigrateFromOptions } from './migrate.js'
+export type { MemcachedClient, MemcachedOptions } from './memcached-connection.js'
 
 /**
  * Server-side sessions for Fastify, kept in Redis.

@@ -7,7 +7,7 @@ import { CachedStore } from './cached-store.js'
 import { DurableSaves } from './durable-saves.js'
 import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
-import type { Store, StoreOptions } from './store.js'
+import type { SessionBackend, Store, StoreOptions } from './store.js'
 import { StringStore } from './string-store.js'
 
 export type { Store } from './store.js'
@@ -69,10 +69,15 @@ export function scheduleSweeps (store: Store, seconds: number, onError: (err: Er
   }
 }
 
-/** `fastify.sessionStore`: sessions by id, outside any request. */
-export interface SessionStore {
-  /** The ioredis client the sessions live in. */
-  readonly client: Redis | Cluster
+/**
+ * `fastify.sessionStore`: sessions by id, outside any request. `Client` is the client the sessions
+ * live in: ioredis's, or with `memcached` a memjs one.
+ * @example
+ * const { client } = app.sessionStore as SessionStore<MemcachedClient>
+ */
+export interface SessionStore<Client = Redis | Cluster> {
+  /** The client the sessions live in: ioredis's, or memjs's with `memcached`. */
+  readonly client: Client
   /** Resolves to the session's data, or null when there is no such session. */
   get (id: string): Promise<SessionRecordData | null>
   /** Deletes the session, e.g. to end another user's session. */
@@ -87,7 +92,8 @@ export interface SessionStore {
   /** Rejects with FST_RS_STORE_UNAVAILABLE when Redis does not answer within `commandTimeout`. */
   ping (): Promise<void>
   /**
-   * Ids of the live sessions filed under `owner` with `session.setOwner(owner)`.
+   * Ids of the live sessions filed under `owner` with `session.setOwner(owner)`; Redis only
+   * (with `memcached` it rejects with FST_RS_UNSUPPORTED, as `destroyByOwner` does).
    * @example
    * const devices = (await fastify.sessionStore.listByOwner(user.id)).length
    */
@@ -103,7 +109,7 @@ export interface SessionStore {
 /** Runs a store call, or rejects at once while the connection is known to be down. */
 export type Guard = <T>(call: () => Promise<T>) => Promise<T>
 
-export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard): SessionStore {
+export function sessionStoreApi<Client> (store: SessionBackend<Client>, guard: Guard): SessionStore<Client> {
   return {
     client: store.client,
     get: async (id) => isValidId(id) ? await guard(async () => await store.get(id)) : null,

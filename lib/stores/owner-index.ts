@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { unavailableOnError } from './redis-calls.js'
-import type { LoadedSession, SaveRequest, SaveResult, Store } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionBackend, Store } from './store.js'
 
 /**
  * A layout's store plus a set of session ids per owner (Spring Session's principal index), so all
@@ -11,7 +11,7 @@ import type { LoadedSession, SaveRequest, SaveResult, Store } from './store.js'
  * whenever the owner's sessions are listed, and after each login in the background. The index
  * has no TTL: reads slide a session's expiry without writing, so no TTL could follow them.
  */
-export class OwnerIndexedStore implements Store {
+export class OwnerIndexedStore implements SessionBackend {
   readonly client: Redis | Cluster
   readonly #store: Store
   readonly #prefix: string
