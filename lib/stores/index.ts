@@ -73,7 +73,7 @@ export function scheduleSweeps (store: Store, seconds: number, onError: (err: Er
  * `fastify.sessionStore`: sessions by id, outside any request. `Client` is the client the sessions
  * live in: ioredis's, or with `memcached` a memjs one.
  * @example
- * const { client } = app.sessionStore as SessionStore<MemcachedClient>
+ * const { client } = app.sessionStore as unknown as SessionStore<MemcachedClient>
  */
 export interface SessionStore<Client = Redis | Cluster> {
   /** The client the sessions live in: ioredis's, or memjs's with `memcached`. */
