@@ -31,8 +31,6 @@ export const Status = { OK: 0, NOT_FOUND: 1, EXISTS: 2, TOO_LARGE: 3, NOT_STORED
 /** Binary protocol opcodes the stores send. */
 export const Opcode = { GET: 0x00, ADD: 0x02, REPLACE: 0x03, DELETE: 0x04, NOOP: 0x0a, TOUCH: 0x1c, GAT: 0x1d } as const
 
-const AUTH_FAILED = 'Memcached server authentication failed!'
-
 /**
  * Builds the memjs client the options describe, or wraps the one the user gave. Servers are
  * chosen by a ketama ring (memjs's documented `getServer` hook), so adding or losing a server
@@ -93,11 +91,10 @@ export async function pingAll (client: MemcachedClient, timeout: number): Promis
   })))
 }
 
-/** memjs reports a refused SASL login as a bare string. */
+/** memjs reports a refused SASL login as a bare string, and nothing else so. */
 function failure (err: Error | string, where = ''): Error {
-  if (err === AUTH_FAILED) return new FST_RS_CONNECTION_REJECTED(`${where}Memcached refused the SASL login: check memcached.username and memcached.password`)
-  const error = err instanceof Error ? err : new Error(err)
-  return new FST_RS_STORE_UNAVAILABLE(where + error.message, { cause: error })
+  if (typeof err === 'string') return new FST_RS_CONNECTION_REJECTED(`${where}Memcached refused the SASL login (${err}): check memcached.username and memcached.password`)
+  return new FST_RS_STORE_UNAVAILABLE(where + err.message, { cause: err })
 }
 
 /**
@@ -113,7 +110,8 @@ export async function checkMemcached (client: MemcachedClient, timeout: number):
 /** The expiry Memcached takes for `seconds` from now: 0 never expires; beyond 30 days it wants a Unix time. */
 export function exptime (seconds: number): number {
   if (seconds === 0) return 0
-  const whole = Math.max(1, Math.ceil(seconds))
+  // a cut expiry has a fraction; Memcached counts whole seconds
+  const whole = Math.ceil(seconds)
   return whole <= THIRTY_DAYS ? whole : Math.floor(Date.now() / 1000) + whole
 }
 

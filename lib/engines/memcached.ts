@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { checkMemcached, connectMemcached } from '../memcached-connection.js'
+import { checkMemcached, connectMemcached, type MemcachedOptions } from '../memcached-connection.js'
 import type { ResolvedOptions } from '../options.js'
 import { Codec } from '../codec.js'
 import { MemcachedStore } from '../stores/memcached-store.js'
@@ -13,8 +13,9 @@ const ALWAYS_SEND: Watch = {
 
 /** Sessions in Memcached (`memcached`): the memjs client, checked once, and its store. */
 export async function openMemcached (fastify: FastifyInstance, opts: ResolvedOptions): Promise<Engine> {
+  // openEngine comes here only with `memcached`
   const { memcached, connectTimeout, commandTimeout } = opts.connection
-  const { client, owned } = connectMemcached(memcached ?? {}, { connectTimeout, commandTimeout })
+  const { client, owned } = connectMemcached(memcached as MemcachedOptions, { connectTimeout, commandTimeout })
   if (owned) fastify.addHook('onClose', async () => client.close())
   await checkMemcached(client, commandTimeout).catch((err: unknown) => {
     if (owned) client.close()

@@ -70,7 +70,7 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
     // ADD finds the id taken (EXISTS; NOT_STORED in some servers), REPLACE finds the session gone
     if (status === Status.EXISTS || status === Status.NOT_STORED || status === Status.NOT_FOUND) return 'lost'
     if (status === Status.TOO_LARGE) {
-      throw new FST_RS_SESSION_TOO_LARGE(byteLength(record.value), 'what Memcached stores in one item (1 MB unless memcached runs with a larger -I, which counts the key and item header too); keep less in the session, lower maxSize below that limit, or raise -I')
+      throw new FST_RS_SESSION_TOO_LARGE(Buffer.byteLength(record.value), 'what Memcached stores in one item (1 MB unless memcached runs with a larger -I, which counts the key and item header too); keep less in the session, lower maxSize below that limit, or raise -I')
     }
     this.#expect(status, Status.OK, 'save')
     return 'saved'
@@ -116,10 +116,6 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
   #expect (status: number, expected: number, what: string): void {
     if (status !== expected) throw new FST_RS_STORE_UNAVAILABLE(`Memcached refused the ${what} with status 0x${status.toString(16)}`)
   }
-}
-
-function byteLength (value: Stored): number {
-  return typeof value === 'string' ? Buffer.byteLength(value) : value.length
 }
 
 function noOwnerIndex (what: string): Error {

@@ -35,6 +35,8 @@ export interface StartMemcachedOptions {
   sasl?: { username: string, password: string }
   /** `-I`: the largest item, e.g. `'2m'`; default 1 MB */
   maxItemSize?: string
+  /** further arguments, e.g. `['-M', '-m', '2']` to refuse writes once 2 MB are used */
+  args?: string[]
 }
 
 /**
@@ -48,9 +50,10 @@ export async function startMemcached (options: StartMemcachedOptions = {}): Prom
   const logFile = join(dir, 'memcached.log')
   const port = await freePort()
   const argv = [
-    '-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', '64', '-c', '256', '-v',
+    '-l', '127.0.0.1', '-p', String(port), '-U', '0', '-c', '256', '-v',
     ...(options.maxItemSize === undefined ? [] : ['-I', options.maxItemSize]),
     ...(options.sasl === undefined ? [] : ['-S']),
+    ...(options.args ?? []),
     // memcached refuses to run as root unless told which user to be
     ...(process.getuid?.() === 0 ? ['-u', userInfo().username] : [])
   ]
