@@ -35,6 +35,8 @@ export function allVariants () {
     FLOOR_VARIANT,
     ...supportedLayouts().map(oursIn),
     OURS_CACHED,
+    MEMCACHED_FLOOR,
+    OURS_MEMCACHED,
     { name: ANCHORS[0], server: 'fastify-session', sessions: true },
     { name: ANCHORS[1], server: 'mgcrea', sessions: true }
   ]
@@ -42,6 +44,10 @@ export function allVariants () {
 
 /** The string layout with the local cache: reads of a cached session send nothing to Redis. */
 export const OURS_CACHED = { name: 'ours (string, cache)', server: 'ours', sessions: true, ours: true, settings: { layout: 'string', cache: true } }
+
+/** Sessions in Memcached (`memcached: true`: the harness gives them its memcached, not Redis), and the least any plugin there can cost. */
+export const OURS_MEMCACHED = { name: 'ours (memcached)', server: 'ours', sessions: true, ours: true, memcached: true }
+export const MEMCACHED_FLOOR = { name: 'floor (memcached)', server: 'floor-memcached', sessions: true, memcached: true }
 
 export function oursIn (layout) {
   return { name: `ours (${layout})`, server: 'ours', sessions: true, ours: true, settings: { layout } }
