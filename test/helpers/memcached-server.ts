@@ -8,6 +8,8 @@ import { freePort } from './free-port.js'
 import { forgetTempDir, logTail, RedisProcess, trackTempDir } from './redis-process.js'
 
 const MEMCACHED = '/usr/bin/memcached'
+// Debian's sasl2-bin
+const SASLPASSWD2 = '/usr/sbin/saslpasswd2'
 
 /** A private memcached process on a loopback port; always `stop()` it in `t.teardown`. */
 export interface MemcachedServer {
@@ -88,7 +90,7 @@ export async function startMemcached (options: StartMemcachedOptions = {}): Prom
 /** A sasldb with the one user, and the memcached.conf that names it (SASL_CONF_PATH). */
 async function saslConfig (dir: string, { username, password }: { username: string, password: string }): Promise<NodeJS.ProcessEnv> {
   const db = join(dir, 'sasldb2')
-  execFileSync('saslpasswd2', ['-p', '-a', 'memcached', '-c', '-f', db, username], { input: password })
+  execFileSync(SASLPASSWD2, ['-p', '-a', 'memcached', '-c', '-f', db, username], { input: password })
   await writeFile(join(dir, 'memcached.conf'), `mech_list: plain\nsasldb_path: ${db}\n`)
   return { SASL_CONF_PATH: dir }
 }
