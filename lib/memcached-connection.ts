@@ -2,10 +2,18 @@ import HashRing from 'hashring'
 import memjs from 'memjs'
 import { FST_RS_CONNECTION_REJECTED, FST_RS_STORE_UNAVAILABLE } from './errors.js'
 
-/** A memjs client (https://github.com/memcachier/memjs): what the `memcached` option connects with. */
+/**
+ * A memjs client (https://github.com/memcachier/memjs): what the `memcached` option connects with.
+ * @example
+ * const { client } = app.sessionStore as unknown as SessionStore<MemcachedClient>
+ */
 export type MemcachedClient = memjs.Client
 
-/** How to reach Memcached: its servers (with SASL credentials), or a memjs client you own. */
+/**
+ * How to reach Memcached: its servers (with SASL credentials), or a memjs client you own.
+ * @example
+ * const memcached: MemcachedOptions = { servers: ['10.0.0.1:11211', '10.0.0.2:11211'], username: 'app', password: process.env.MEMCACHED_PASSWORD }
+ */
 export interface MemcachedOptions {
   /** `host:port` of each server, as a list or comma-separated; sessions are spread by consistent (ketama) hashing */
   servers?: string | string[]
