@@ -38,7 +38,7 @@ async function bytesPerSession (redis, payload, maxEntries) {
       const saves = []
       for (let i = start; i < Math.min(start + IN_FLIGHT, SESSIONS); i++) {
         const session = { data: payload(i), createdAt: Date.now(), timeout: undefined, owner: undefined }
-        saves.push(store.save({ id: randomBytes(32).toString('base64url'), session, isNew: true, onlyIfChanged: false }))
+        saves.push(store.save({ id: randomBytes(32).toString('base64url'), session, isNew: true }))
       }
       await Promise.all(saves)
     }

@@ -213,3 +213,78 @@ export async function startSentinelGroup () {
   }
   return group
 }
+
+/**
+ * A Redis Cluster of three masters, each with a replica (cluster-node-timeout 2 s), ready when
+ * returned: every replica in sync and acknowledging writes. Joined by hand, as the test helper does.
+ */
+export async function startCluster () {
+  const dir = mkdtempSync(join(tmpdir(), 'frs-faults-'))
+  const nodes = []
+  for (let i = 0; i < 6; i++) {
+    const name = `node-${i}`
+    nodes.push(new Node(dir, name, await freePort(), [
+      'shutdown-timeout 0', 'repl-diskless-sync yes', 'repl-diskless-sync-delay 0',
+      'cluster-enabled yes', `cluster-config-file ${name}-nodes.conf`, 'cluster-node-timeout 2000', `cluster-port ${await freePort()}`
+    ], false))
+  }
+  await Promise.all(nodes.map(async (n) => await n.start()))
+  const masters = nodes.slice(0, 3)
+  const ids = await Promise.all(nodes.map(async (n) => await withClient(n.port, async (c) => String(await c.cluster('MYID')))))
+  await Promise.all(masters.map(async (n, i) => await withClient(n.port, async (c) => {
+    await c.cluster('SET-CONFIG-EPOCH', i + 1)
+    await c.cluster('ADDSLOTSRANGE', Math.floor(i * 16384 / 3), Math.floor((i + 1) * 16384 / 3) - 1)
+  })))
+  const busPort = async (n) => (await withClient(n.port, async (c) => await c.config('GET', 'cluster-port')))[1]
+  for (const n of nodes.slice(1)) await withClient(nodes[0].port, async (c) => await c.cluster('MEET', '127.0.0.1', n.port, await busPort(n)))
+  const clusterOk = async (n) => await withClient(n.port, async (c) => {
+    const info = String(await c.cluster('INFO'))
+    return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${nodes.length}\r\n`)
+  })
+  await waitFor('every node to know the others', async () => (await Promise.all(nodes.map(clusterOk))).every(Boolean))
+  // replica i + 3 of master i
+  await Promise.all(nodes.slice(3).map(async (n, i) => await waitFor(`node ${i + 3} to replicate node ${i}`,
+    async () => await withClient(n.port, async (c) => await c.cluster('REPLICATE', ids[i]) === 'OK'))))
+
+  /** Resolves once `replica` is in sync with `master` and acknowledges a write to one of its slots (WAIT). */
+  const acknowledging = async (master, replica) => await waitFor(`node ${nodes.indexOf(replica)} to acknowledge writes`, async () => {
+    if (await replica.role() !== 'slave' || !await replica.inSync()) return false
+    return await withClient(master.port, async (c) => {
+      let probe = 0
+      // a key of another master's slot is answered with MOVED
+      while (await c.exists(`probe${probe}`).then(() => false, () => true)) probe++
+      await c.set(`probe${probe}`, '1')
+      return await c.wait(1, 100) === 1
+    })
+  }, 60_000)
+  await Promise.all(masters.map(async (master, i) => await acknowledging(master, nodes[i + 3])))
+  await waitFor('cluster_state:ok everywhere', async () => (await Promise.all(nodes.map(clusterOk))).every(Boolean))
+  /** master 0 and its replica, whichever is master now first */
+  const shard = [nodes[0], nodes[3]]
+
+  return {
+    nodes: masters.map((n) => ({ host: '127.0.0.1', port: n.port })),
+
+    /** SIGKILL of the master of the first shard; resolves once its replica is master and every live node says cluster_state:ok. */
+    async crashMaster () {
+      const [from, to] = shard
+      await from.stop('SIGKILL')
+      await waitFor('the replica to be promoted', async () => await to.role() === 'master')
+      await waitFor('cluster_state:ok on the live nodes', async () => (await Promise.all(nodes.filter((n) => n !== from).map(clusterOk))).every(Boolean))
+      shard.reverse()
+      return { from, to }
+    },
+
+    /** Starts the crashed master again (empty): it rejoins as the new master's replica; resolves once that acknowledges writes. */
+    async rejoin () {
+      const [master, crashed] = shard
+      await crashed.start()
+      await acknowledging(master, crashed)
+    },
+
+    async stop () {
+      await Promise.all(nodes.map(async (n) => await n.stop('SIGKILL')))
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}

@@ -4,18 +4,21 @@ import { Agent, request as httpRequest } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startSentinelGroup, startStandalone } from './faults-redis.js'
+import { startCluster, startSentinelGroup, startStandalone } from './faults-redis.js'
 
 // Load with faults: virtual users drive mixed read/write traffic at an app (its own process) while
 // Redis is restarted and failed over. Each user checks that its own counter only ever moves by its
 // own writes: a write answers the new value, a read must show the last acknowledged write (or a
 // write whose answer was an error, which may or may not have landed), or a fresh session after a loss.
 //
-//   npm run build && node bench/faults.js [--duration 60] [--users 50] [--only sentinel|standalone] [--replicas 1]
+//   npm run build && node bench/faults.js [--duration 60] [--users 50] [--only sentinel|cluster|standalone] [--replicas 1]
 //
 // sentinel: master + replica + 3 sentinels, `replicas: { count: 1 }`; the replica is restarted,
 // Sentinel fails over, then the master crashes and comes back. Sessions lost must be 0.
-// `--replicas 0` runs the same without the option, to see what it buys.
+// cluster: 3 masters with a replica each, `replicas: { count: 1 }`; a master crashes, its replica is
+// promoted, the crashed one comes back empty as its replica, and the same again the other way.
+// Sessions lost must be 0.
+// `--replicas 0` runs either without the option, to see what it buys.
 // standalone (the control): one Redis without persistence, restarted once. Sessions are lost there,
 // which shows the check can tell.
 
@@ -30,6 +33,7 @@ const { values: args } = parseArgs({
 const DURATION = Number(args.duration) * 1000
 const USERS = Number(args.users)
 const REPLICAS = Number(args.replicas) > 0 ? { replicas: { count: Number(args.replicas), timeout: 500 } } : {}
+const REPLICAS_LABEL = REPLICAS.replicas === undefined ? 'no replicas option' : `replicas: ${JSON.stringify(REPLICAS.replicas)}`
 const agent = new Agent({ keepAlive: true, maxSockets: USERS })
 
 /** Starts bench/faults-app.js with the plugin `options`; resolves once it listens. */
@@ -97,6 +101,10 @@ function newStats () {
     /** 503s and 200s per second since the start, for the timeline */
     unavailableBySecond: new Map(),
     okBySecond: new Map(),
+    /** ms: the longest time without a 200 for anyone, and for one user between two of theirs */
+    lastOk: 0,
+    longestGap: 0,
+    longestUserGap: 0,
     anomalies: []
   }
 }
@@ -107,6 +115,7 @@ class VirtualUser {
     this.port = port
     this.stats = stats
     this.started = started
+    this.lastOk = started
     this.generation = 0
     this.reset()
   }
@@ -128,6 +137,11 @@ class VirtualUser {
     const second = Math.floor((Date.now() - this.started) / 1000)
     if (response.status === 200) {
       stats.okBySecond.set(second, (stats.okBySecond.get(second) ?? 0) + 1)
+      const now = Date.now()
+      stats.longestGap = Math.max(stats.longestGap, now - (stats.lastOk || this.started))
+      stats.longestUserGap = Math.max(stats.longestUserGap, now - this.lastOk)
+      stats.lastOk = now
+      this.lastOk = now
     } else if (response.status === 503) {
       stats.unavailable++
       stats.unavailableBySecond.set(second, (stats.unavailableBySecond.get(second) ?? 0) + 1)
@@ -323,6 +337,7 @@ function report (result) {
     `| requests | ${stats.requests} (${statuses}) |`,
     `| 503s | ${stats.unavailable}, at ${result.unavailableAt} |`,
     `| seconds of traffic without a single 200 | ${result.nothingServed} |`,
+    `| longest wait for a 200: anyone's, one user's | ${(stats.longestGap / 1000).toFixed(1)} s, ${(stats.longestUserGap / 1000).toFixed(1)} s |`,
     `| 503s per second (s:count) | ${[...stats.unavailableBySecond].sort(([a], [b]) => a - b).map(([s, n]) => `${s}:${n}`).join(' ') || '–'} |`,
     `| sessions started, acknowledged writes | ${stats.sessions}, ${stats.acknowledgedWrites} |`,
     `| sessions lost | **${stats.lost}** |`,
@@ -353,7 +368,7 @@ if (args.only === undefined || args.only === 'sentinel') {
   const group = await startSentinelGroup()
   try {
     const result = await scenario({
-      name: `Sentinel, ${REPLICAS.replicas === undefined ? 'no replicas option' : `replicas: ${JSON.stringify(REPLICAS.replicas)}`}`,
+      name: `Sentinel, ${REPLICAS_LABEL}`,
       duration: DURATION,
       options: { sentinel: { sentinels: group.sentinels, name: group.name }, ...REPLICAS },
       events: [
@@ -383,6 +398,29 @@ if (args.only === undefined || args.only === 'sentinel') {
     nobodyElses(result)
   } finally {
     await group.stop()
+  }
+}
+
+if (args.only === undefined || args.only === 'cluster') {
+  const cluster = await startCluster()
+  try {
+    const crash = async () => `new master :${(await cluster.crashMaster()).to.port}`
+    const result = await scenario({
+      name: `Cluster, 3 masters with a replica each, ${REPLICAS_LABEL}`,
+      duration: DURATION,
+      options: { cluster: { nodes: cluster.nodes }, ...REPLICAS },
+      events: [
+        { at: 0.25, name: 'a master crashed (SIGKILL), until its replica is promoted', run: crash },
+        { at: 0.35, name: 'the crashed master restarted empty, until it acknowledges writes as the new master\'s replica', run: async () => await cluster.rejoin() },
+        { at: 0.6, name: 'the new master crashed in turn, until the first is promoted again', run: crash },
+        { at: 0.7, name: 'restarted empty, until it acknowledges writes as a replica', run: async () => await cluster.rejoin() }
+      ]
+    })
+    report(result)
+    if (REPLICAS.replicas !== undefined) sessionsMustSurvive(result)
+    nobodyElses(result)
+  } finally {
+    await cluster.stop()
   }
 }
 

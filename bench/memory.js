@@ -45,13 +45,13 @@ async function bytesPerSession (variant, compression) {
     const options = resolveOptions({ secret: 'x'.repeat(32), client, compress: compression.compress, ...variant.options })
     const { store } = createStores(options, client, (err) => console.error(err))
     // a first save loads the scripts, so their memory is not counted
-    await store.save({ id: 'warm-up', session: { data: {}, createdAt: Date.now() }, isNew: true, onlyIfChanged: false })
+    await store.save({ id: 'warm-up', session: { data: {}, createdAt: Date.now() }, isNew: true })
     const before = await usedMemory(client)
     for (let start = 0; start < SESSIONS; start += IN_FLIGHT) {
       const saves = []
       for (let i = start; i < Math.min(start + IN_FLIGHT, SESSIONS); i++) {
         const session = { data: shopSession(i), createdAt: Date.now(), timeout: undefined }
-        saves.push(store.save({ id: randomBytes(32).toString('base64url'), session, isNew: true, onlyIfChanged: false }))
+        saves.push(store.save({ id: randomBytes(32).toString('base64url'), session, isNew: true }))
       }
       await Promise.all(saves)
     }

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { load } from './load.js'
 import { startServer } from './server.js'
-import { FLOOR_VARIANT, oursIn, ROUTES } from './variants.js'
+import { FLOOR_VARIANT, OURS_CACHED, oursIn, ROUTES } from './variants.js'
 
 const PROFILED_ROUTES = ['read', 'write']
 const PROFILE_DIR = fileURLToPath(new URL('.tmp/profiles/', import.meta.url))
@@ -73,8 +73,8 @@ export async function profileRoutes (redis, plan, log) {
   rmSync(PROFILE_DIR, { recursive: true, force: true })
   mkdirSync(PROFILE_DIR, { recursive: true })
   for (const route of ROUTES.filter(({ name }) => PROFILED_ROUTES.includes(name))) {
-    for (const variant of [oursIn('string'), FLOOR_VARIANT]) {
-      const file = join(PROFILE_DIR, `${variant.server}-${route.name}.cpuprofile`)
+    for (const variant of [oursIn('string'), OURS_CACHED, FLOOR_VARIANT]) {
+      const file = join(PROFILE_DIR, `${variant.name.replace(/\W+/g, '-').replace(/^-|-$/g, '')}-${route.name}.cpuprofile`)
       const server = await startServer(variant, redis.url)
       let requests
       try {

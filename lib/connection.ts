@@ -29,12 +29,18 @@ export function connect (options: ConnectionOptions): Connection {
       // node connections keep ioredis' default (no retry): a node that goes away is dropped and
       // the slot map refreshed, so its slots follow a failover; the cluster itself retries forever
       redisOptions: common,
+      // ioredis turns the seed nodes' hostnames into IPs, so TLS would check the certificate
+      // against an IP it seldom names: keep the names
+      ...(tls === undefined ? {} : { dnsLookup: keepHostname }),
       clusterRetryStrategy: retryForever,
       // commandTimeout only starts once a node has the command: while the whole cluster is
       // unreachable a queued command would wait forever instead of failing (503) at once
       enableOfflineQueue: false
     }
-    return { client: new Cluster(options.cluster.nodes, clusterOptions), owned: true }
+    const client = new Cluster(options.cluster.nodes, clusterOptions)
+    // a refused handshake reaches a Cluster as "Connection is closed.": ask the first seed node why
+    if (tls !== undefined) PROBES.set(client, { tls: { ...options.cluster.nodes[0], ...tls }, timeout: options.connectTimeout })
+    return { client, owned: true }
   }
   if (options.sentinel !== undefined) {
     const { sentinels, name, password, username, tls: ownTls } = options.sentinel
@@ -65,7 +71,7 @@ export function connect (options: ConnectionOptions): Connection {
       ? new Redis({ ...common, retryStrategy: retryForever, path: options.socketPath })
       : new Redis({ ...common, retryStrategy: retryForever, host: options.host ?? '127.0.0.1', port: options.port ?? 6379 })
   const { host, port, path, tls: withTls } = client.options
-  if (withTls !== undefined) PROBES.set(client, { host, port, path, ...withTls })
+  if (withTls !== undefined) PROBES.set(client, { tls: { host, port, path, ...withTls }, timeout: options.connectTimeout })
   return { client, owned: true }
 }
 
@@ -73,11 +79,15 @@ export function connect (options: ConnectionOptions): Connection {
  * Where to ask again why a TLS connection failed: a server that demands a client certificate may
  * drop us before its alert is read, so ioredis sees ECONNRESET, which looks like an outage.
  */
-const PROBES = new WeakMap<Redis | Cluster, TlsConnectionOptions>()
+const PROBES = new WeakMap<Redis | Cluster, { tls: TlsConnectionOptions, timeout: number }>()
 
 /** Keeps reconnecting, a little slower each time, so the app heals by itself when Redis is back. */
 function retryForever (attempt: number): number {
   return Math.min(attempt * 100, 2000)
+}
+
+function keepHostname (hostname: string, callback: (error: null, address: string) => void): void {
+  callback(null, hostname)
 }
 
 /** `tlsSkipVerify` alone means TLS without checking the server's certificate. */
@@ -109,9 +119,14 @@ export async function firstConnection (client: Redis | Cluster): Promise<void> {
     const onError = (error: Error): void => {
       whyRefused(client, error).then(settle, settle)
     }
-    // a Cluster whose ready check is refused retries forever without an error: ask why each time
+    // a Cluster whose ready check is refused retries forever without an error: ask why each time,
+    // once ioredis has sent its own check (its listener comes after ours). Asked first, a node
+    // would be connecting when the check picks it, which fails it ("Connection is closed."): with
+    // one master, every time
     const onRefresh = (): void => {
-      readyCheckRefusal(client as Cluster).then((error) => { if (error !== undefined) settle(error) }, settle)
+      process.nextTick(() => {
+        readyCheckRefusal(client as Cluster).then((error) => { if (error !== undefined) settle(error) }, settle)
+      })
     }
     client.on('ready', onReady)
     client.on('error', onError)
@@ -160,7 +175,7 @@ async function whyRefused (client: Redis | Cluster, error: Error): Promise<Error
   }
   const refused = rejection(error)
   const probe = PROBES.get(client)
-  return refused !== undefined || probe === undefined ? refused : await handshakeRefusal(probe, connectTimeout)
+  return refused !== undefined || probe === undefined ? refused : await handshakeRefusal(probe.tls, probe.timeout)
 }
 
 /**

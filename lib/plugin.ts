@@ -15,7 +15,7 @@ type Decorated = Record<string, RedisSession | null>
 
 async function redisSessions (fastify: FastifyInstance, options: RedisSessionOptions): Promise<void> {
   const opts = resolveOptions(options)
-  const { store, watch, takeover } = await openEngine(fastify, opts)
+  const { store, watch, takeover, cache } = await openEngine(fastify, opts)
   fastify.addHook('preClose', async () => await store.settle())
   fastify.addHook('onClose', async () => store.close())
   const signer = new CookieSigner(opts.secrets)
@@ -67,9 +67,13 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     takeover?.beside(request)
     const outage = watch.outage()
     if (outage !== undefined) return done(outage)
+    const cached = cache?.cached(verified.id)
+    if (cached !== undefined) {
+      attachLoaded(request, verified, cached)
+      return done()
+    }
     store.load(verified.id).then((record: LoadedSession | null) => {
-      const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
-      attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
+      attachLoaded(request, verified, record)
       done()
     }, (err: Error) => {
       if (!(opts.deserializationFailsNew && err instanceof FST_RS_DECODE_FAILED)) return done(err)
@@ -77,6 +81,12 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       done()
     })
   })
+
+  /** The request's session: the stored one while it lives, else a new one replacing it. */
+  function attachLoaded (request: FastifyRequest, verified: VerifiedCookie, record: LoadedSession | null): void {
+    const usable = record !== null && (record.expiresAt === undefined || record.expiresAt > Date.now()) && !lifetimeOver(record.createdAt)
+    attach(request, usable ? new RedisSession(destroyRecord, verified, record) : RedisSession.replacing(destroyRecord, verified))
+  }
 
   if (!cookieOnException) {
     fastify.addHook('onError', function noteFailure (request, reply, error, done) {
@@ -100,10 +110,12 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
     const cookieAllowed = shouldSetCookie === undefined || shouldSetCookie(request, reply)
 
     const change = RedisSession.changeState(session, detectChanges)
+    // values handed out may have been changed in place: the store tells, without a round trip
+    const changed = change === 'changed' || (change === 'unknown' && !store.holds(state.snapshot, RedisSession.toStored(session).data))
     // a browser that sent no cookie of ours may be unable to keep one (a Secure cookie on http)
     const write = state.isNew
-      ? cookieAllowed && change === 'changed' && (state.cookie !== undefined || keptByBrowser(request))
-      : change !== 'unchanged' || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout, session.createdAt))
+      ? cookieAllowed && changed && (state.cookie !== undefined || keptByBrowser(request))
+      : changed || (!redisTtl && needsRefresh(state.touched, state.expiresAt, state.timeout, session.createdAt))
     if (!write) {
       takeover?.settle(request, reply, cookieAllowed)
       if (!cookieAllowed || state.cookie === undefined) return done(null, payload)
@@ -121,7 +133,6 @@ async function redisSessions (fastify: FastifyInstance, options: RedisSessionOpt
       session: RedisSession.toStored(session),
       isNew: state.isNew,
       snapshot: state.snapshot,
-      onlyIfChanged: change === 'unknown',
       previousId: state.previousId,
       adoptedKey: state.adopted?.key,
       ...RedisSession.ownerChanges(session)

@@ -381,6 +381,27 @@ t.test('compressed sessions are cached as they decode', async (t) => {
   t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 2)), {})
 })
 
+t.test('a decode hook that stops taking a cached session: Redis is asked, and the failure is its answer', async (t) => {
+  const given = await privateRedis(t)
+  let refuse = false
+  const decode = (payload: string): Record<string, unknown> => {
+    if (refuse) throw new Error('no longer decodable')
+    return JSON.parse(payload)
+  }
+  const a = await instance(t, given, { decode })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 1)), {}, 'cached')
+  refuse = true
+  const ran = await commandDelta(a.admin, async () => {
+    const response = await a.request('/read', cookie)
+    t.equal(response.statusCode, 500)
+    t.equal(response.json().code, 'FST_RS_DECODE_FAILED')
+  })
+  t.same(ran, { getex: 1 })
+  refuse = false
+  t.same(await commandDelta(a.admin, async () => t.equal(await a.n(cookie), 1)), { getex: 1 }, 'the failed read cached nothing')
+})
+
 t.test('register', async (t) => {
   t.test('with the plugin\'s own connection: it makes and closes a second one', async (t) => {
     const { redis, admin } = await privateRedis(t)

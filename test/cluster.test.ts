@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Command, type Cluster, type Redis } from 'ioredis'
 import redisSession, { type RedisSessionOptions } from '../lib/index.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
-import { freePort, startCluster, waitFor, type RedisServer } from './helpers/index.js'
+import { freePort, holderOf, startCluster, waitFor, type RedisServer } from './helpers/index.js'
 import { SECRET, idOf } from './helpers/app.js'
 import { aclLine, checkOutcomes, CLUSTER_ACL_COMMANDS, hammer, handlesLeftBy, login, userRoutes } from './helpers/deployment.js'
 
@@ -30,12 +30,6 @@ async function clusterApp (t: Test, options: Partial<RedisSessionOptions> = {}):
   return app
 }
 
-/** The master (index into cluster.servers) that holds `key`; the others answer MOVED. */
-async function holderOf (key: string): Promise<number> {
-  const found = await Promise.all(admins.map(async (admin) => await admin.exists(key).catch(() => 0)))
-  return found.indexOf(1)
-}
-
 /** Keys of every command the client sends, per command. */
 function recordKeys (client: Redis | Cluster): Array<{ name: string, keys: string[] }> {
   const sent: Array<{ name: string, keys: string[] }> = []
@@ -54,7 +48,7 @@ t.test('sessions spread over every master', async (t) => {
   for (let i = 0; i < 24; i++) {
     const key = 'spread:' + idOf(await login(app, `user${i}`))
     const slot = await admins[0].cluster('KEYSLOT', key)
-    const holder = await holderOf(key)
+    const holder = await holderOf(admins, key)
     // a slot may hold other keys too: another session or an owner index that hashed there
     t.ok((await admins[holder].cluster('GETKEYSINSLOT', slot, 100) as string[]).includes(key), `slot ${slot} holds the session on master ${holder}`)
     holders.add(holder)
@@ -151,7 +145,7 @@ t.test('a master restart: requests get their session, a fresh one or a 503, then
   const cookies = new Map<string, string>()
   for (let i = 0; i < 12; i++) cookies.set(`user${i}`, await login(app, `user${i}`))
   const holders = new Map<string, number>()
-  for (const [user, cookie] of cookies) holders.set(user, await holderOf('restart:' + idOf(cookie)))
+  for (const [user, cookie] of cookies) holders.set(user, await holderOf(admins, 'restart:' + idOf(cookie)))
   const restarted = 1
   const outcomes = await hammer(app, cookies, '/whoami', async () => await cluster.restartNode(restarted))
   checkOutcomes(t, outcomes, commandTimeout + 1000)
@@ -191,7 +185,7 @@ t.test('replicas: each save waits on the node that holds the session, not on a r
     for (let i = 0; i < 40 && (results.acknowledged < 2 || results.refused < 2); i++) {
       const cookie = await login(setup, `user${i}`)
       const key = layout === 'bucketed' ? bucketKeys(prefix, bucketOf(idOf(cookie), 65536)).hash : prefix + idOf(cookie)
-      const holder = await holderOf(key)
+      const holder = await holderOf(admins, key)
       const response = await app.inject({ url: '/visit', headers: { cookie } })
       if (holder === 0) {
         t.equal(response.statusCode, 200, `${layout}: held by master 0, acknowledged by its replica`, { body: response.body })

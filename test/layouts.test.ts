@@ -136,6 +136,10 @@ function routes (app: FastifyInstance): void {
     return {}
   })
   app.get('/peek-cart', async (request) => ({ items: (request.session.get('cart') as { items: string[] }).items }))
+  app.get('/add-to-cart', async (request) => {
+    (request.session.get('cart') as { items: string[] }).items.push('c')
+    return {}
+  })
   app.get('/login', async (request) => {
     await request.session.regenerate(['keep', 'n'])
     request.session.set('user', 'ada')
@@ -238,6 +242,12 @@ for (const layout of ['string', 'hash', 'bucketed', 'memcached'] as const) {
       t.same(await measure('/write', await newSession(setup)), facts.costs.write, 'write')
       t.same(await measure('/login', await newSession(setup)), facts.costs.regenerate, 'regenerate and write')
       t.same(await measure('/read'), { trips: 0, sent: [], ran: {} }, 'no cookie')
+    })
+
+    t.test('a nested value changed in place is saved without changed()', async (t) => {
+      const cookie = await newSession(setup, '/seed')
+      await setup.request('/add-to-cart', cookie)
+      t.same((await setup.request('/peek-cart', cookie)).json(), { items: ['a', 'b', 'c'] })
     })
 
     t.test('regenerate: a new id with the kept keys, the old record deleted', async (t) => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { SessionTakeover } from '../migrate.js'
 import type { ResolvedOptions } from '../options.js'
 import type { OutageWatch } from '../outage.js'
+import type { CachedStore } from '../stores/cached-store.js'
 import type { SessionBackend } from '../stores/store.js'
 import { openMemcached } from './memcached.js'
 import { openRedis } from './redis.js'
@@ -15,6 +16,8 @@ export interface Engine {
   watch: Watch
   /** `migrateFrom`: the take-over of another library's sessions (Redis only) */
   takeover: SessionTakeover | undefined
+  /** the local cache (`cache`, Redis only), whose hits are served without a promise */
+  cache: Pick<CachedStore, 'cached'> | undefined
 }
 
 /**

@@ -23,5 +23,5 @@ export async function openMemcached (fastify: FastifyInstance, opts: ResolvedOpt
   })
   const { encode, decode, maxSize, compress, prefix, timeout, absoluteTimeout, redisTtl } = opts
   const store = new MemcachedStore({ client, codec: new Codec({ encode, decode, maxSize, compress }), prefix, timeout, absoluteTimeout, redisTtl, commandTimeout })
-  return { store, watch: ALWAYS_SEND, takeover: undefined }
+  return { store, watch: ALWAYS_SEND, takeover: undefined, cache: undefined }
 }

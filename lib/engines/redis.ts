@@ -41,5 +41,5 @@ export async function openRedis (fastify: FastifyInstance, opts: ResolvedOptions
   }
   const guard = watch.guard.bind(watch)
   const takeover = opts.migrateFrom === undefined ? undefined : new SessionTakeover(opts.migrateFrom, client, guard)
-  return { store, watch, takeover }
+  return { store, watch, takeover, cache }
 }

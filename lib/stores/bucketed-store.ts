@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
 import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.js'
 import { LIFETIME_CUT, NOW, requireExistence, TIMEOUT_OF } from './lua.js'
-import { decodeRecord, encodeRecord } from './record.js'
+import { decodeRecord, encodeRecord, holdsRecord } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
 
@@ -81,7 +81,6 @@ export class BucketedStore implements Store {
   async save (request: SaveRequest): Promise<SaveResult> {
     const { client, codec, redisTtl, replicas } = this.#options
     const record = encodeRecord(codec, this.#options, request)
-    if (record === undefined) return 'unchanged'
     const { hash, index } = this.#keys(request.id)
     const args = [request.id, record.value, request.isNew ? '0' : '1', redisTtl ? record.timeout : '']
     const write = this.#scripted[SAVE_COMMAND](hash, index, ...args)
@@ -89,6 +88,10 @@ export class BucketedStore implements Store {
     const adopted = adoptedKeys(request)
     const alongside = [...previous.flatMap((old) => this.#remove(old)), ...adopted.map(async (key) => await client.del(key))]
     return await sendSave(client, replicas, write, alongside, 0, [hash, ...previous.map((old) => this.#keys(old).hash), ...adopted])
+  }
+
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    return holdsRecord(this.#options.codec, snapshot, data)
   }
 
   async destroy (id: string): Promise<void> {

@@ -85,7 +85,7 @@ export class HashStore extends KeyPerSessionStore implements Store {
     return (await this.#read(id, false))?.data ?? null
   }
 
-  /** Compares field by field, so an unchanged session is never written, whatever `onlyIfChanged` says. */
+  /** Compares field by field: only what changed is written. */
   async save (request: SaveRequest): Promise<SaveResult> {
     const { client, codec, prefix, redisTtl, replicas } = this.#options
     const before = request.isNew ? NOTHING_STORED : request.snapshot as HashSnapshot
@@ -116,6 +116,13 @@ export class HashStore extends KeyPerSessionStore implements Store {
     const previous = [...(request.previousId === undefined ? [] : [prefix + request.previousId]), ...adoptedKeys(request)]
     const alongside = previous.map(async (old) => await client.del(old))
     return await sendSave(client, replicas, write, alongside, 0, [key, ...previous])
+  }
+
+  /** Compares the encoded values field by field (the keys are those loaded: other keys are a change the session sees itself). */
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    const { fields } = snapshot as HashSnapshot
+    for (const [field, { payload }] of fields) if (this.#options.codec.encodeValue(data[field]) !== payload) return false
+    return true
   }
 
   async #read (id: string, slide: boolean): Promise<LoadedSession | null> {

@@ -2,7 +2,7 @@ import type { Codec, SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_SESSION_TOO_LARGE, FST_RS_STORE_UNAVAILABLE, FST_RS_UNSUPPORTED } from '../errors.js'
 import memjs from 'memjs'
 import { exptime, Opcode, pingAll, request, Status, type MemcachedClient } from '../memcached-connection.js'
-import { decodeRecord, encodeRecord, expiryAfterRead, type Expiry } from './record.js'
+import { decodeRecord, encodeRecord, expiryAfterRead, holdsRecord, type Expiry } from './record.js'
 import type { LoadedSession, SaveRequest, SaveResult, SessionBackend } from './store.js'
 
 export interface MemcachedStoreOptions extends Expiry {
@@ -60,7 +60,6 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
   async save (saving: SaveRequest): Promise<SaveResult> {
     if (saving.index !== undefined || saving.unindex !== undefined) throw noOwnerIndex('setOwner()')
     const record = encodeRecord(this.#options.codec, this.#options, saving)
-    if (record === undefined) return 'unchanged'
     const { prefix, redisTtl } = this.#options
     const extras = Buffer.concat([NO_FLAGS, memjs.Utils.makeExpiration(redisTtl ? exptime(record.timeout) : 0)])
     const write = this.#send(saving.isNew ? Opcode.ADD : Opcode.REPLACE, prefix + saving.id, extras, record.value)
@@ -74,6 +73,10 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
     }
     this.#expect(status, Status.OK, 'save')
     return 'saved'
+  }
+
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    return holdsRecord(this.#options.codec, snapshot, data)
   }
 
   async destroy (id: string): Promise<void> {

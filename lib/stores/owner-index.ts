@@ -63,6 +63,10 @@ export class OwnerIndexedStore implements SessionBackend {
     return result
   }
 
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    return this.#store.holds(snapshot, data)
+  }
+
   /** Closes the connections the store opened itself, once `settle()` resolved: none here. */
   close (): void {}
 

@@ -93,17 +93,21 @@ export interface EncodedRecord {
 
 /**
  * A whole session as one value (string and bucketed layouts): the header, `|`, then the encoded
- * data, compressed when that is on. Undefined when `onlyIfChanged` and the data is what was loaded.
+ * data, compressed when that is on.
  */
-export function encodeRecord (codec: Codec, expiry: Expiry, request: SaveRequest): EncodedRecord | undefined {
+export function encodeRecord (codec: Codec, expiry: Expiry, request: SaveRequest): EncodedRecord {
   const payload = codec.encode(request.session.data)
-  if (request.onlyIfChanged && payload === request.snapshot) return undefined
   codec.checkEncodedSize(payload)
   const { header, timeout, expiresAt } = formatHeader(request.session, expiry)
   const packed = codec.pack(payload)
   const value = typeof packed === 'string' ? `${header}|${packed}` : Buffer.concat([Buffer.from(header + '|'), packed])
   codec.checkSize(value)
   return { value, timeout, payload, expiresAt }
+}
+
+/** True when `data` encodes to the snapshot `decodeRecord` kept: the encoded data. */
+export function holdsRecord (codec: Codec, snapshot: unknown, data: SessionRecordData): boolean {
+  return codec.encode(data) === snapshot
 }
 
 /** The session in a value `encodeRecord` made; its snapshot is the encoded data. */

@@ -26,8 +26,6 @@ export interface SaveRequest {
   isNew: boolean
   /** the record loaded at the start of the request; undefined for a new session */
   snapshot?: unknown
-  /** skip the write when the encoded data equals the snapshot */
-  onlyIfChanged: boolean
   /** a record to delete in the same round trip (regenerate) */
   previousId?: string
   /** a key outside the layout to delete in the same round trip (the old library's record a take-over replaces) */
@@ -47,6 +45,11 @@ export interface Store<Client = Redis | Cluster> {
   /** Reads a session and slides its expiry, in one round trip. */
   load (id: string): Promise<LoadedSession | null>
   save (request: SaveRequest): Promise<SaveResult>
+  /**
+   * True when `data`, with the keys the record loaded as `snapshot` had, is what it holds: values
+   * handed out may have been changed in place, and this tells, without a round trip, whether there is anything to save.
+   */
+  holds (snapshot: unknown, data: SessionRecordData): boolean
   /** Deletes a session; with its `owner`, also from that owner's index. */
   destroy (id: string, owner?: string): Promise<void>
   /** Reads a session's data without sliding its expiry. */

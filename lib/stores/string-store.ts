@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { decodeRecord, encodeRecord, expiryAfterRead, type EncodedRecord } from './record.js'
+import { decodeRecord, encodeRecord, expiryAfterRead, holdsRecord, type EncodedRecord } from './record.js'
 import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, Store, StoreOptions } from './store.js'
@@ -46,12 +46,15 @@ export class StringStore extends KeyPerSessionStore implements Store {
   }
 
   async save (request: SaveRequest): Promise<SaveResult> {
-    const record = this.encode(request)
-    return record === undefined ? 'unchanged' : await this.write(request, record)
+    return await this.write(request, this.encode(request))
   }
 
-  /** What a save of `request` writes; undefined when only a change is to be written and there is none. */
-  encode (request: SaveRequest): EncodedRecord | undefined {
+  holds (snapshot: unknown, data: SessionRecordData): boolean {
+    return holdsRecord(this.#options.codec, snapshot, data)
+  }
+
+  /** What a save of `request` writes. */
+  encode (request: SaveRequest): EncodedRecord {
     return encodeRecord(this.#options.codec, this.#options, request)
   }
 

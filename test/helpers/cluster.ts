@@ -1,5 +1,7 @@
+import type { Redis } from 'ioredis'
 import { requireRedisServer } from './redis-process.js'
 import { launchRedis, withAdmin, type RedisServer } from './redis-server.js'
+import type { TlsFiles } from './tls.js'
 import { waitFor } from './wait.js'
 
 export interface ClusterOptions {
@@ -7,6 +9,12 @@ export interface ClusterOptions {
   masters?: number
   /** `requirepass` and `masterauth` of every node. */
   password?: string
+  /** TLS only on every node: clients, the cluster bus and replication (`tls-cluster`, `tls-replication`). */
+  tls?: TlsFiles
+  /** With `tls`: clients must present a certificate from its CA (`tls-auth-clients yes`). */
+  requireClientCert?: boolean
+  /** Extra redis.conf lines of every node, replicas included. */
+  config?: string[]
 }
 
 export interface RedisCluster {
@@ -35,12 +43,15 @@ async function waitClusterOk (servers: RedisServer[]): Promise<void> {
  * @example
  * const cluster = await startCluster()
  * const client = new Cluster(cluster.nodes)
+ * // TLS only, on every link
+ * const secure = await startCluster({ tls: await makeTlsFiles() })
  */
 export async function startCluster (opts: ClusterOptions = {}): Promise<RedisCluster> {
   requireRedisServer('startCluster()')
   const masters = opts.masters ?? 3
   if (masters < 1) throw new Error('startCluster() needs at least one master')
-  const started = await Promise.allSettled(Array.from({ length: masters }, async () => await launchRedis({ cluster: true, password: opts.password })))
+  const launch = async (): Promise<RedisServer> => await launchRedis({ cluster: true, password: opts.password, tls: opts.tls, tlsOnly: opts.tls !== undefined, requireClientCert: opts.requireClientCert, config: opts.config })
+  const started = await Promise.allSettled(Array.from({ length: masters }, launch))
   const servers = started.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
   const replicas: RedisServer[] = []
   const stop = async (): Promise<void> => { await Promise.all([...servers, ...replicas].map(async s => await s.stop())) }
@@ -75,7 +86,7 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
       await waitClusterOk([...servers, ...replicas])
     },
     async addReplica (i) {
-      const replica = await launchRedis({ cluster: true, password: opts.password })
+      const replica = await launch()
       replicas.push(replica)
       const [masterId, busPort] = await Promise.all([
         withAdmin(servers[i], async c => String(await c.call('CLUSTER', 'MYID'))),
@@ -104,4 +115,16 @@ export async function startCluster (opts: ClusterOptions = {}): Promise<RedisClu
       return replica
     }
   }
+}
+
+/**
+ * Which master holds `key`: its index in `admins`, clients of the masters in order (the others
+ * answer MOVED); -1 when none does.
+ * @example
+ * const admins = cluster.servers.map((server) => server.admin())
+ * const holder = await holderOf(admins, 'sess:' + id)
+ */
+export async function holderOf (admins: Redis[], key: string): Promise<number> {
+  const found = await Promise.all(admins.map(async (admin) => await admin.exists(key).catch(() => 0)))
+  return found.indexOf(1)
 }

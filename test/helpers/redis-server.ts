@@ -206,8 +206,9 @@ class LocalRedisServer implements RedisServer {
 
   admin (options: RedisOptions = {}): Redis {
     const o = this.#opts
+    // every test certificate names localhost, not all of them 127.0.0.1
     const tls = o.tlsOnly && o.tls
-      ? { ca: o.tls.pem.ca, cert: o.tls.pem.clientCert, key: o.tls.pem.clientKey }
+      ? { ca: o.tls.pem.ca, cert: o.tls.pem.clientCert, key: o.tls.pem.clientKey, servername: 'localhost' }
       : undefined
     return new Redis({ host: this.host, port: this.port, password: o.password, tls, ...options })
   }

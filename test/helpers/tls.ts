@@ -60,13 +60,16 @@ async function makeLeaf (dir: string, name: string, extensions: string): Promise
 }
 
 /**
- * Creates a CA, a server certificate for 127.0.0.1/localhost, a client certificate from the
- * same CA and an unrelated second CA, with `openssl`, in a new temp dir.
+ * Creates a CA, a server certificate for 127.0.0.1/localhost (or `serverNames`, the
+ * certificate's subjectAltName), a client certificate from the same CA and an unrelated second
+ * CA, with `openssl`, in a new temp dir.
  * @example
  * const tls = await makeTlsFiles()
  * const redis = await startRedis({ tls, tlsOnly: true })
+ * // a certificate that names the host only, as most do: connecting by IP fails verification
+ * const named = await makeTlsFiles({ serverNames: 'DNS:localhost' })
  */
-export async function makeTlsFiles (): Promise<TlsFiles> {
+export async function makeTlsFiles ({ serverNames = 'IP:127.0.0.1,DNS:localhost' } = {}): Promise<TlsFiles> {
   const dir = await mkdtemp(join(tmpdir(), 'frs-tls-'))
   trackTempDir(dir)
   const common = 'subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n'
@@ -74,7 +77,7 @@ export async function makeTlsFiles (): Promise<TlsFiles> {
   await Promise.all([
     // Redis presents the server certificate as its client certificate too (replication,
     // sentinel, cluster bus), so it carries both usages.
-    makeLeaf(dir, 'server', `${common}extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`),
+    makeLeaf(dir, 'server', `${common}extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${serverNames}\n`),
     makeLeaf(dir, 'client', `${common}extendedKeyUsage=clientAuth\n`)
   ])
   const path = (file: string): string => join(dir, file)
