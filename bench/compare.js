@@ -9,18 +9,23 @@ const SETTLE_MS = 100
 /**
  * Runs every route against every variant, `plan.reps` times, interleaved (A B C … B C A …) so
  * drift on a noisy machine spreads over all variants alike. Before the first repetition each
- * variant and route is warmed up and traced once (round trips come from that trace).
+ * variant and route is warmed up and traced once (round trips come from that trace). Variants
+ * marked `memcached` keep their sessions in `memcached` (bench/memcached.js), counted there.
  */
-export async function compare (redis, plan, log) {
+export async function compare (redis, memcached, plan, log) {
   const variants = allVariants()
   const servers = []
+  const storeOf = (server) => server.variant.memcached ? memcached : redis
   try {
-    for (const variant of variants) servers.push(await startServer(variant, redis.url))
+    for (const variant of variants) {
+      const settings = variant.memcached ? { ...variant.settings, memcachedServers: memcached.address } : variant.settings
+      servers.push(await startServer({ ...variant, settings }, redis.url))
+    }
     const traces = []
     for (const route of ROUTES) {
       for (const server of servers) {
         log(`warm-up ${route.name} · ${server.variant.name}`)
-        traces.push({ variant: server.variant.name, route: route.name, ...await warmUp(redis, server, route, plan) })
+        traces.push({ variant: server.variant.name, route: route.name, ...await warmUp(storeOf(server), server, route, plan) })
       }
     }
     const runs = []
@@ -29,7 +34,7 @@ export async function compare (redis, plan, log) {
       const order = [...servers.slice(rep % servers.length), ...servers.slice(0, rep % servers.length)]
       for (const route of ROUTES) {
         for (const server of order) {
-          const run = await measure(redis, server, route, plan.duration)
+          const run = await measure(storeOf(server), server, route, plan.duration)
           runs.push({ rep, variant: server.variant.name, route: route.name, ...run })
           log(`rep ${rep + 1}/${plan.reps} ${route.name} · ${server.variant.name}: ${Math.round(run.perSecond)} req/s`)
         }
@@ -41,7 +46,7 @@ export async function compare (redis, plan, log) {
   }
 }
 
-/** An empty Redis, and a cookie of a freshly stored session when the route wants one. */
+/** An empty store (Redis or Memcached), and a cookie of a freshly stored session when the route wants one. */
 async function prepare (redis, server, route) {
   await redis.flush()
   return route.cookie ? await server.sessionCookie() : undefined

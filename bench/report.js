@@ -133,14 +133,14 @@ function commit () {
 }
 
 /** RESULTS.md: environment, ratios, targets, one table per route, and how the figures are made. */
-export function render (summary, { plan, redisVersion, loadAtStart }) {
+export function render (summary, { plan, redisVersion, memcachedVersion, loadAtStart }) {
   const cpuList = cpus()
-  const packages = ['fastify', 'ioredis', '@fastify/session', 'connect-redis', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store', 'autocannon']
+  const packages = ['fastify', 'ioredis', 'memjs', '@fastify/session', 'connect-redis', '@mgcrea/fastify-session', '@mgcrea/fastify-session-redis-store', 'autocannon']
   return `# Benchmark results
 
 ${new Date().toISOString()} · commit ${commit()} · \`${plan.command}\`
 
-- Node ${process.version}, Redis ${redisVersion}, ${packages.map((name) => `${name} ${versionOf(name)}`).join(', ')}
+- Node ${process.version}, Redis ${redisVersion}, memcached ${memcachedVersion}, ${packages.map((name) => `${name} ${versionOf(name)}`).join(', ')}
 - ${cpuList[0].model} × ${cpuList.length}, ${type()} ${release()}; 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (the bench itself keeps about 3 busy; more means other work shared the machine)
 - ${plan.reps} interleaved repetition${plan.reps === 1 ? '' : 's'} of ${plan.duration} s per route and variant, ${CONNECTIONS} connections
 
@@ -166,6 +166,12 @@ ${ROUTES.map((route) => `## ${route.name}: ${route.about}\n\n${routeTable(summar
   each repetition, median over the repetitions. autocannon records whole milliseconds (0 = under 1 ms).
 - **floor**: bare Fastify doing one ioredis \`GET\` per read, \`GET\` + \`SET\` per write and one \`SET\`
   per new session, keyed by the raw Cookie header: the Redis cost alone.
+- **ours (memcached)** and **floor (memcached)** keep their sessions in one private \`memcached\`
+  (loopback, 1 GB, one thread), emptied before every run; the floor does one memjs get-and-touch
+  (\`GAT\`) per read, \`GAT\` + \`SET\` per write and one \`SET\` per new session. Their Redis CPU
+  column is memcached's CPU (\`stats\` rusage), their commands its \`cmd_get\`, \`cmd_set\`,
+  \`cmd_touch\` (a \`GAT\` counts as a touch) and deletes, and their round trips the same counters
+  over the traced requests.
 - **CPU µs/req**: the server process's \`process.cpuUsage()\` (user + system) over a run divided by
   the requests completed, median over the repetitions; a forced full GC before each run keeps one
   run's garbage from being charged to the next. It depends less than req/s on what else the

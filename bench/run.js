@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { compare } from './compare.js'
+import { startMemcached } from './memcached.js'
 import { profileRoutes } from './profile.js'
 import { startRedis } from './redis.js'
 import { render, summarise } from './report.js'
@@ -49,10 +50,15 @@ try {
   } else {
     const started = Date.now()
     const loadAtStart = loadavg()[0]
-    const markdown = render(summarise(await compare(redis, plan, log)), { plan, redisVersion: await redis.version(), loadAtStart })
-    mkdirSync(new URL('.', resultsFile), { recursive: true })
-    writeFileSync(resultsFile, markdown)
-    console.log(markdown)
+    const memcached = await startMemcached()
+    try {
+      const markdown = render(summarise(await compare(redis, memcached, plan, log)), { plan, redisVersion: await redis.version(), memcachedVersion: await memcached.version(), loadAtStart })
+      mkdirSync(new URL('.', resultsFile), { recursive: true })
+      writeFileSync(resultsFile, markdown)
+      console.log(markdown)
+    } finally {
+      await memcached.stop()
+    }
     log(`${Math.round((Date.now() - started) / 1000)} s; written to ${resultsFile.pathname}`)
   }
 } finally {

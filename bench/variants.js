@@ -36,6 +36,8 @@ export function allVariants () {
     ...supportedLayouts().map(oursIn),
     OURS_CACHED,
     OURS_TRACED,
+    MEMCACHED_FLOOR,
+    OURS_MEMCACHED,
     { name: ANCHORS[0], server: 'fastify-session', sessions: true },
     { name: ANCHORS[1], server: 'mgcrea', sessions: true }
   ]
@@ -46,6 +48,9 @@ export const OURS_CACHED = { name: 'ours (string, cache)', server: 'ours', sessi
 
 /** The string layout with a subscriber on every tracing channel: the cost of being watched (`ours (string)` is the same without). */
 export const OURS_TRACED = { name: 'ours (string, traced)', server: 'ours', sessions: true, ours: true, settings: { layout: 'string', traced: true } }
+/** Sessions in Memcached (`memcached: true`: the harness gives them its memcached, not Redis), and the least any plugin there can cost. */
+export const OURS_MEMCACHED = { name: 'ours (memcached)', server: 'ours', sessions: true, ours: true, memcached: true }
+export const MEMCACHED_FLOOR = { name: 'floor (memcached)', server: 'floor-memcached', sessions: true, memcached: true }
 
 export function oursIn (layout) {
   return { name: `ours (${layout})`, server: 'ours', sessions: true, ours: true, settings: { layout } }

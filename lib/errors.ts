@@ -21,6 +21,8 @@ export const FST_RS_SESSION_TOO_LARGE = createError<'FST_RS_SESSION_TOO_LARGE', 
 
 /** `setOwner(owner, info)` was given `info` that is no plain object, or larger than the limit as JSON. A TypeError. */
 export const FST_RS_INVALID_INFO = createError<'FST_RS_INVALID_INFO', 500, Detail>('FST_RS_INVALID_INFO', 'Invalid session info: %s', 500, TypeError)
+/** A call the configured store cannot serve (the owner index with Memcached). */
+export const FST_RS_UNSUPPORTED = createError<'FST_RS_UNSUPPORTED', 500, Detail>('FST_RS_UNSUPPORTED', 'Not supported by this session store: %s', 500)
 
 /**
  * Every error this plugin creates, by code, for `instanceof` checks.
@@ -33,5 +35,6 @@ export const errorCodes = {
   FST_RS_CONNECTION_REJECTED,
   FST_RS_DECODE_FAILED,
   FST_RS_SESSION_TOO_LARGE,
-  FST_RS_INVALID_INFO
+  FST_RS_INVALID_INFO,
+  FST_RS_UNSUPPORTED
 }

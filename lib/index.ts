@@ -10,6 +10,7 @@ export type { SessionInfo } from './session-info.js'
 export type { SessionEvent, SessionStoreEvents, SessionTraceContext } from './visibility.js'
 export type { CookieAttributes } from './cookie.js'
 export type { MigrateFromOptions } from './migrate.js'
+export type { MemcachedClient, MemcachedOptions } from './memcached-connection.js'
 
 /**
  * Server-side sessions for Fastify, kept in Redis.

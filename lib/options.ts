@@ -4,6 +4,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { Compression, CompressionAlgorithm } from './codec.js'
 import { MAX_COOKIE_AGE, securePrefixOf, type CookieAttributes } from './cookie.js'
 import { FST_RS_INVALID_OPTIONS } from './errors.js'
+import type { MemcachedOptions } from './memcached-connection.js'
 import type { MigrateFromOptions, ResolvedMigration } from './migrate.js'
 import { schemaProblems } from './schema-problems.js'
 import { MAX_TIMEOUT } from './stores/record.js'
@@ -48,6 +49,15 @@ export interface RedisSessionOptions {
   cluster?: { nodes: RedisNode[] }
   /** An ioredis client you own; the plugin never closes it. */
   client?: Redis | Cluster
+  /**
+   * Keep the sessions in Memcached instead of Redis: its servers (spread by consistent hashing;
+   * a server lost loses its sessions) with SASL credentials, or a memjs client you own. Options
+   * only Redis has (`layout` other than `'string'`, `replicas`, `cache`, `migrateFrom`, the Redis
+   * connection options) are refused beside it, and there is no owner index (`setOwner`).
+   * @example
+   * { memcached: { servers: ['10.0.0.1:11211', '10.0.0.2:11211'], username: 'app', password: process.env.MEMCACHED_PASSWORD } }
+   */
+  memcached?: MemcachedOptions
   /** ms to wait for a connection; default 5000 */
   connectTimeout?: number
   /** ms any Redis command may take before the request gets a 503; default 2000 */
@@ -188,7 +198,7 @@ export interface ResolvedOptions {
 
 export type ConnectionOptions = Pick<RedisSessionOptions,
   'url' | 'host' | 'port' | 'db' | 'username' | 'password' | 'socketPath' | 'tls' | 'tlsSkipVerify' |
-  'sentinel' | 'cluster' | 'client'> & { connectTimeout: number, commandTimeout: number }
+  'sentinel' | 'cluster' | 'client' | 'memcached'> & { connectTimeout: number, commandTimeout: number }
 
 const refined = (check: (value: unknown) => boolean, message: string): TSchema =>
   Type.Refine(Type.Unknown(), check, () => message)
@@ -208,6 +218,10 @@ const Node = Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integ
 const Secret = Type.String({ minLength: 32, hint: 'generate one with `openssl rand -base64 48`' })
 const Milliseconds = Type.Integer({ minimum: 1, unit: 'milliseconds' })
 const CookieName = Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', description: 'a cookie name: letters, digits and !#$%&\'*+.^_`|~- only (no spaces, ;, = or quotes)' })
+
+// memjs reads `host[:port]`; credentials have options of their own
+const MEMCACHED_SERVER = '[^\\s,@:]+(:\\d{1,5})?'
+const SERVERS_DESCRIPTION = "'host:port' (or 'host' for port 11211), without credentials (give /memcached/username and /memcached/password)"
 
 const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   secret: Type.Union([Secret, Type.Array(Secret, { minItems: 1 })]),
@@ -229,6 +243,15 @@ const optionSchemas: Record<keyof RedisSessionOptions, TSchema> = {
   }, { additionalProperties: false }),
   cluster: Type.Object({ nodes: Type.Array(Node, { minItems: 1 }) }, { additionalProperties: false }),
   client: refined((value) => typeof value === 'object' && value !== null && typeof (value as Redis).sendCommand === 'function', 'must be an ioredis Redis or Cluster instance'),
+  memcached: Type.Object({
+    servers: Type.Optional(Type.Union([
+      Type.String({ pattern: `^${MEMCACHED_SERVER}(\\s*,\\s*${MEMCACHED_SERVER})*$`, description: SERVERS_DESCRIPTION }),
+      Type.Array(Type.String({ pattern: `^${MEMCACHED_SERVER}$`, description: SERVERS_DESCRIPTION }), { minItems: 1 })
+    ])),
+    username: Type.Optional(Type.String({ minLength: 1 })),
+    password: Type.Optional(Type.String()),
+    client: Type.Optional(refined((value) => typeof (value as { perform?: unknown } | null)?.perform === 'function', 'must be a memjs Client instance'))
+  }, { additionalProperties: false }),
   connectTimeout: Milliseconds,
   commandTimeout: Milliseconds,
   prefix: Type.String(),
@@ -288,7 +311,7 @@ export const optionsSchema = Type.Object(
   { additionalProperties: false }
 )
 
-const CONNECTION_SOURCES = ['client', 'cluster', 'sentinel', 'url', 'socketPath'] as const
+const CONNECTION_SOURCES = ['client', 'cluster', 'sentinel', 'url', 'socketPath', 'memcached'] as const
 const BUCKETED_ONLY = ['buckets', 'sweepInterval'] as const
 
 /** Checks `options` against the schema and fills in defaults; throws FST_RS_INVALID_OPTIONS naming every bad path. */
@@ -320,6 +343,7 @@ export function resolveOptions (options: RedisSessionOptions): ResolvedOptions {
       sentinel: options.sentinel,
       cluster: options.cluster,
       client: options.client,
+      memcached: options.memcached,
       connectTimeout: options.connectTimeout ?? 5000,
       commandTimeout: options.commandTimeout ?? 2000
     },
@@ -366,7 +390,8 @@ function findProblems (options: Record<string, unknown>): string[] {
   if (typeof options !== 'object' || options === null) return ['options must be an object']
   const problems = schemaProblems(optionsSchema, options)
   const sources = CONNECTION_SOURCES.filter((key) => options[key] !== undefined)
-  if (sources.length > 1) problems.push(sources.map((key) => '/' + key).join(', ') + ' are exclusive: give one way to reach Redis')
+  if (sources.length > 1) problems.push(sources.map((key) => '/' + key).join(', ') + ` are exclusive: give one way to reach ${sources.includes('memcached') ? 'the session store' : 'Redis'}`)
+  if (options.memcached !== undefined) problems.push(...memcachedProblems(options))
   for (const key of BUCKETED_ONLY) {
     if (options[key] !== undefined && options.layout !== 'bucketed') problems.push(`/${key} only applies to layout 'bucketed': set /layout to 'bucketed' or remove /${key}`)
   }
@@ -384,6 +409,41 @@ function findProblems (options: Record<string, unknown>): string[] {
   const migrateFrom = options.migrateFrom as Partial<MigrateFromOptions> | undefined
   if (migrateFrom?.cookieName !== undefined && migrateFrom.cookieName === (options.cookieName ?? 'session')) {
     problems.push(`/migrateFrom/cookieName must differ from /cookieName ('${migrateFrom.cookieName}'): the old cookie is expired once taken over, so give this plugin's cookie another name`)
+  }
+  return problems
+}
+
+// why each option does not apply to Memcached
+const REDIS_ONLY: Record<string, string> = {
+  host: 'a Redis connection option',
+  port: 'a Redis connection option',
+  db: 'a Redis connection option',
+  username: 'a Redis connection option (give /memcached/username)',
+  password: 'a Redis connection option (give /memcached/password)',
+  tls: 'a Redis connection option',
+  tlsSkipVerify: 'a Redis connection option',
+  replicas: 'Redis replication (Memcached servers do not replicate)',
+  cache: 'kept true by Redis CLIENT TRACKING invalidations',
+  migrateFrom: 'for sessions connect-redis kept in Redis'
+}
+// Memcached keys end at 250 bytes; an id takes 43 of them
+const MAX_MEMCACHED_PREFIX = 250 - 43
+
+/** What Memcached cannot do, and how it is reached. */
+function memcachedProblems (options: Record<string, unknown>): string[] {
+  const problems: string[] = []
+  const memcached = options.memcached as MemcachedOptions
+  if ((memcached.servers === undefined) === (memcached.client === undefined)) {
+    problems.push('/memcached needs exactly one of /memcached/servers and /memcached/client')
+  }
+  for (const [key, why] of Object.entries(REDIS_ONLY)) {
+    if (options[key] !== undefined) problems.push(`/${key} is ${why}, not for /memcached: remove /${key}`)
+  }
+  if (options.layout !== undefined && options.layout !== 'string') {
+    problems.push("/layout must be 'string' with /memcached (each session is one Memcached item): remove /layout")
+  }
+  if (typeof options.prefix === 'string' && Buffer.byteLength(options.prefix) > MAX_MEMCACHED_PREFIX) {
+    problems.push(`/prefix must be at most ${MAX_MEMCACHED_PREFIX} bytes with /memcached (Memcached keys end at 250 bytes and a session id takes 43): shorten /prefix`)
   }
   return problems
 }

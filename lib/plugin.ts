@@ -1,17 +1,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
-import { checkAccess, connect, firstConnection } from './connection.js'
 import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from './cookie.js'
 import { cookieDelivery } from './cookie-delivery.js'
+import { openEngine } from './engines/index.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
-import { SessionTakeover } from './migrate.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
-import { OutageWatch } from './outage.js'
 import { RedisSession } from './session.js'
-import { createStores, scheduleSweeps, sessionStoreApi } from './stores/index.js'
-import { Tracking } from './stores/tracking.js'
+import { sessionStoreApi } from './stores/index.js'
 import { secondsToLive } from './stores/record.js'
 import type { LoadedSession } from './stores/store.js'
 import { Visibility } from './visibility.js'
@@ -20,45 +16,16 @@ type Decorated = Record<string, RedisSession | null>
 
 async function redisSessions (fastify: FastifyInstance, options: RedisSessionOptions): Promise<void> {
   const opts = resolveOptions(options)
-  const { client, owned } = connect(opts.connection)
-  const watch = new OutageWatch(client, fastify.log)
-  // a register that fails leaves no connection of ours behind
-  const abandon = (err: unknown): never => {
-    if (owned) client.disconnect()
-    throw err
-  }
-  if (owned) {
-    fastify.addHook('onClose', async () => {
-      if (client.status !== 'ready') return client.disconnect()
-      // resolved on 'end' only: events.once would reject on the errors a closing connection may emit
-      const ended = new Promise((resolve) => client.once('end', resolve))
-      await client.quit()
-      await ended
-    })
-    await firstConnection(client).catch(abandon)
-  }
-  await checkAccess(client, opts).catch(abandon)
-
   const visibility = new Visibility(opts.layout, fastify.log, usable)
-  const { store, cache } = createStores(opts, client, (err) => fastify.log.warn({ err }, 'sliding the expiry of a cached session failed'), visibility)
-  if (cache !== undefined) {
-    const tracking = new Tracking(client as Redis, cache, opts.prefix, fastify.log)
-    fastify.addHook('onClose', async () => await tracking.close())
-    await tracking.start().catch(abandon)
-  }
+  const { store, watch, takeover, cache } = await openEngine(fastify, opts, visibility)
   fastify.addHook('preClose', async () => await store.settle())
   fastify.addHook('onClose', async () => store.close())
-  if (opts.sweepInterval !== undefined) {
-    const stopSweeps = scheduleSweeps(store, opts.sweepInterval, (err) => fastify.log.warn({ err }, 'session sweep failed'))
-    fastify.addHook('preClose', stopSweeps)
-  }
   const signer = new CookieSigner(opts.secrets)
   const keptByBrowser = cookieDelivery(opts.cookieName, opts.cookie)
   const { decorator, cookieName, cookie, detectChanges, redisTtl, cookieOnException, shouldSetCookie } = opts
   const guard = watch.guard.bind(watch)
   const guardDestroy = visibility.guardingDestroys(guard)
   const destroyRecord = async (id: string, owner: string | undefined): Promise<void> => { await guardDestroy(async () => await store.destroy(id, owner)) }
-  const takeover = opts.migrateFrom === undefined ? undefined : new SessionTakeover(opts.migrateFrom, client, guard)
 
   fastify.decorate(decorator + 'Store', sessionStoreApi(store, guard, visibility))
   fastify.decorateRequest(decorator, null)

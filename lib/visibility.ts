@@ -83,7 +83,7 @@ export class Visibility {
   }
 
   /** Loads the session a valid cookie names: null when it no longer exists, which emits `expired`. */
-  load (store: Store, id: string): Promise<LoadedSession | null> {
+  load (store: Store<unknown>, id: string): Promise<LoadedSession | null> {
     const found = channels.load.hasSubscribers ? this.#trace('load', () => store.load(id), this.#loaded) : store.load(id)
     return found.then((record) => this.#sessionOf(id, record))
   }
@@ -119,7 +119,7 @@ export class Visibility {
   }
 
   /** Saves; the first save of a session emits `created`, or `regenerated` when it replaces `regeneratedFrom`. */
-  save (store: Store, request: SaveRequest, regeneratedFrom: string | undefined): Promise<SaveResult> {
+  save (store: Store<unknown>, request: SaveRequest, regeneratedFrom: string | undefined): Promise<SaveResult> {
     const saving = channels.save.hasSubscribers ? this.#trace('save', () => store.save(request), (context, result) => { saved(context, result, request) }) : store.save(request)
     if (!request.isNew || this.events.listenerCount(regeneratedFrom === undefined ? 'created' : 'regenerated') === 0) return saving
     // a new session's save stores it or fails: its write is conditional on a fresh random id only
@@ -132,7 +132,7 @@ export class Visibility {
   }
 
   /** Deletes a session; when one was there, emits `destroyed` with `owner`, where the caller knows it. */
-  async destroy (store: Store, id: string, owner: string | undefined): Promise<boolean> {
+  async destroy (store: Store<unknown>, id: string, owner: string | undefined): Promise<boolean> {
     const destroyed = await (channels.destroy.hasSubscribers ? this.#trace('destroy', () => store.destroy(id), destroyedOrMissing) : store.destroy(id))
     if (destroyed) this.#emit('destroyed', { id, owner })
     return destroyed

@@ -2,10 +2,11 @@ import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { RedisSessionOptions } from '../lib/index.js'
+import type { MemcachedClient, RedisSessionOptions, SessionStore } from '../lib/index.js'
 import { bucketKeys, bucketOf } from '../lib/stores/buckets.js'
 import { commandDelta, startCluster, startRedis, waitFor } from './helpers/index.js'
-import { buildApp, counterRoutes, idOf, privateRedis, recordTraffic, sessionCookie, type TestApp } from './helpers/app.js'
+import { buildApp, buildSessionApp, counterRoutes, idOf, privateRedis, recordMemcachedTraffic, recordTraffic, sessionCookie, type SessionApp, type TrafficRecorder } from './helpers/app.js'
+import { memcachedDelta, startMemcached, type MemcachedServer } from './helpers/memcached-server.js'
 
 // The behaviour every layout promises, run once per layout. Where the layouts differ (keys,
 // expiry bookkeeping, commands) the facts below say how.
@@ -18,26 +19,26 @@ interface Cost {
 }
 
 interface LayoutFacts {
-  /** seconds until Redis forgets the session; -1 when nothing expires it */
-  remaining: (admin: Redis, id: string) => Promise<number>
+  /** seconds until the store forgets the session; -1 when nothing expires it */
+  remaining: (id: string) => Promise<number>
   /** makes the session expire now, as time passing would */
-  expireNow: (admin: Redis, id: string) => Promise<void>
+  expireNow: (id: string) => Promise<void>
   /** leaves the session 10 s to live */
-  shorten: (admin: Redis, id: string) => Promise<void>
+  shorten: (id: string) => Promise<void>
   /** stores something under the session's key that is not a session */
-  corrupt: (admin: Redis, id: string) => Promise<void>
+  corrupt: (id: string) => Promise<void>
   costs: Record<'fresh' | 'read' | 'unchanged' | 'write' | 'regenerate', Cost>
 }
 
 const PREFIX = 'sess:'
 const bucket = (id: string): { hash: string, index: string } => bucketKeys(PREFIX, bucketOf(id, 65536))
 
-const FACTS: Record<Layout, LayoutFacts> = {
-  string: {
-    remaining: async (admin, id) => await admin.ttl(PREFIX + id),
-    expireNow: async (admin, id) => { await admin.del(PREFIX + id) },
-    shorten: async (admin, id) => { await admin.expire(PREFIX + id, 10) },
-    corrupt: async (admin, id) => { await admin.set(PREFIX + id, 'no header') },
+const FACTS: Record<Layout, (admin: Redis) => LayoutFacts> = {
+  string: (admin) => ({
+    remaining: async (id) => await admin.ttl(PREFIX + id),
+    expireNow: async (id) => { await admin.del(PREFIX + id) },
+    shorten: async (id) => { await admin.expire(PREFIX + id, 10) },
+    corrupt: async (id) => { await admin.set(PREFIX + id, 'no header') },
     costs: {
       fresh: { trips: 1, sent: ['set'], ran: { set: 1 } },
       read: { trips: 1, sent: ['getex'], ran: { getex: 1 } },
@@ -45,13 +46,13 @@ const FACTS: Record<Layout, LayoutFacts> = {
       write: { trips: 2, sent: ['getex', 'set'], ran: { getex: 1, set: 1 } },
       regenerate: { trips: 2, sent: ['getex', 'set', 'del'], ran: { getex: 1, set: 1, del: 1 } }
     }
-  },
-  hash: {
-    remaining: async (admin, id) => await admin.ttl(PREFIX + id),
-    expireNow: async (admin, id) => { await admin.del(PREFIX + id) },
-    shorten: async (admin, id) => { await admin.expire(PREFIX + id, 10) },
+  }),
+  hash: (admin) => ({
+    remaining: async (id) => await admin.ttl(PREFIX + id),
+    expireNow: async (id) => { await admin.del(PREFIX + id) },
+    shorten: async (id) => { await admin.expire(PREFIX + id, 10) },
     // a hash without the header field
-    corrupt: async (admin, id) => { await admin.hdel(PREFIX + id, '__proto__') },
+    corrupt: async (id) => { await admin.hdel(PREFIX + id, '__proto__') },
     costs: {
       fresh: { trips: 1, sent: ['evalsha'], ran: { evalsha: 1, exists: 1, hset: 1, expire: 1 } },
       read: { trips: 1, sent: ['evalsha'], ran: { evalsha: 1, hgetall: 1, hget: 1, expire: 1 } },
@@ -59,16 +60,16 @@ const FACTS: Record<Layout, LayoutFacts> = {
       write: { trips: 2, sent: ['evalsha', 'evalsha'], ran: { evalsha: 2, hgetall: 1, hget: 1, expire: 2, exists: 1, hset: 1 } },
       regenerate: { trips: 2, sent: ['evalsha', 'evalsha', 'del'], ran: { evalsha: 2, hgetall: 1, hget: 1, expire: 2, exists: 1, hset: 1, del: 1 } }
     }
-  },
-  bucketed: {
-    remaining: async (admin, id) => {
+  }),
+  bucketed: (admin) => ({
+    remaining: async (id) => {
       const score = await admin.zscore(bucket(id).index, id)
       return score === null ? -1 : Math.round((Number(score) - Date.now()) / 1000)
     },
     // left in its bucket: a session past its score is gone even before a sweep removes it
-    expireNow: async (admin, id) => { await admin.zadd(bucket(id).index, Date.now() - 1000, id) },
-    shorten: async (admin, id) => { await admin.zadd(bucket(id).index, Date.now() + 10_000, id) },
-    corrupt: async (admin, id) => { await admin.hset(bucket(id).hash, id, 'no header') },
+    expireNow: async (id) => { await admin.zadd(bucket(id).index, Date.now() - 1000, id) },
+    shorten: async (id) => { await admin.zadd(bucket(id).index, Date.now() + 10_000, id) },
+    corrupt: async (id) => { await admin.hset(bucket(id).hash, id, 'no header') },
     costs: {
       fresh: { trips: 1, sent: ['evalsha'], ran: { evalsha: 1, hexists: 1, hset: 1, time: 1, zadd: 1 } },
       read: { trips: 1, sent: ['evalsha'], ran: { evalsha: 1, hget: 1, zscore: 1, time: 1, zadd: 1 } },
@@ -76,6 +77,52 @@ const FACTS: Record<Layout, LayoutFacts> = {
       write: { trips: 2, sent: ['evalsha', 'evalsha'], ran: { evalsha: 2, hget: 1, zscore: 1, time: 2, zadd: 2, hexists: 1, hset: 1 } },
       regenerate: { trips: 2, sent: ['evalsha', 'evalsha', 'hdel', 'zrem'], ran: { evalsha: 2, hget: 1, zscore: 1, time: 2, zadd: 2, hexists: 1, hset: 1, hdel: 1, zrem: 1 } }
     }
+  })
+}
+
+/** Memcached: one item per session, read with GAT, saved with ADD or REPLACE (all counted as `set`). */
+const memcachedFacts = (server: MemcachedServer): LayoutFacts => ({
+  // meta get's `t` flag: the seconds left, -1 for never
+  remaining: async (id) => Number(/ t(-?\d+)/.exec(await server.command(`mg ${PREFIX}${id} t`))?.[1]),
+  expireNow: async (id) => { await server.command(`delete ${PREFIX}${id}`) },
+  shorten: async (id) => { await server.command(`touch ${PREFIX}${id} 10`) },
+  corrupt: async (id) => { await server.command(`set ${PREFIX}${id} 0 0 9\r\nno header`) },
+  costs: {
+    fresh: { trips: 1, sent: ['add'], ran: { set: 1 } },
+    read: { trips: 1, sent: ['gat'], ran: { touch: 1 } },
+    unchanged: { trips: 1, sent: ['gat'], ran: { touch: 1 } },
+    write: { trips: 2, sent: ['gat', 'replace'], ran: { touch: 1, set: 1 } },
+    regenerate: { trips: 2, sent: ['gat', 'add', 'delete'], ran: { touch: 1, set: 1, delete: 1 } }
+  }
+})
+
+/** Where the suite runs: a store with its facts, apps on it, and how its traffic is counted. */
+interface Stand {
+  facts: LayoutFacts
+  app: (t: Test, options?: Partial<RedisSessionOptions>, more?: (app: FastifyInstance) => void) => Promise<SessionApp>
+  traffic: (setup: SessionApp) => TrafficRecorder
+  /** what `fn` made the server run */
+  ran: (fn: () => Promise<unknown>) => Promise<Record<string, number>>
+}
+
+async function redisStand (t: Test, layout: Layout): Promise<Stand> {
+  const shared = await privateRedis(t)
+  return {
+    facts: FACTS[layout](shared.admin),
+    app: async (t, options = {}, more = () => {}) => await buildApp(t, { layout, ...options }, (app) => { routes(app); more(app) }, {}, shared),
+    traffic: (setup) => recordTraffic(setup.app.sessionStore.client),
+    ran: async (fn) => await commandDelta(shared.admin, fn)
+  }
+}
+
+async function memcachedStand (t: Test): Promise<Stand> {
+  const server = await startMemcached()
+  t.teardown(async () => await server.stop())
+  return {
+    facts: memcachedFacts(server),
+    app: async (t, options = {}, more = () => {}) => await buildSessionApp(t, { memcached: { servers: [server.address] }, ...options }, (app) => { routes(app); more(app) }),
+    traffic: (setup) => recordMemcachedTraffic((setup.app.sessionStore as unknown as SessionStore<MemcachedClient>).client),
+    ran: async (fn) => await memcachedDelta([server], fn)
   }
 }
 
@@ -129,14 +176,12 @@ function routes (app: FastifyInstance): void {
   })
 }
 
-for (const layout of ['string', 'hash', 'bucketed'] as const) {
-  const facts = FACTS[layout]
-  t.test(`layout: ${layout}`, async (t) => {
-    const shared = await privateRedis(t)
-    const { admin } = shared
-    const app = async (t: Test, options: Partial<RedisSessionOptions> = {}, more: (app: FastifyInstance) => void = () => {}): Promise<TestApp> =>
-      await buildApp(t, { layout, ...options }, (app) => { routes(app); more(app) }, {}, shared)
-    const newSession = async (setup: TestApp, url = '/write'): Promise<string> => sessionCookie(await setup.request(url)) as string
+// Memcached keeps each session as one item, as the string layout does, behind the same contract
+for (const layout of ['string', 'hash', 'bucketed', 'memcached'] as const) {
+  t.test(layout === 'memcached' ? 'memcached' : `layout: ${layout}`, async (t) => {
+    const stand = layout === 'memcached' ? await memcachedStand(t) : await redisStand(t, layout)
+    const { facts, app } = stand
+    const newSession = async (setup: SessionApp, url = '/write'): Promise<string> => sessionCookie(await setup.request(url)) as string
     const setup = await app(t)
     const stored = async (cookie: string): Promise<unknown> => await setup.app.sessionStore.get(idOf(cookie))
 
@@ -181,14 +226,14 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     })
 
     t.test('round trips and Redis commands per request', async (t) => {
-      const traffic = recordTraffic(setup.app.sessionStore.client)
+      const traffic = stand.traffic(setup)
       // the first calls also register the Lua scripts on this server (EVALSHA → NOSCRIPT → EVAL)
       const warm = await newSession(setup)
       await setup.request('/write', warm)
       await setup.request('/login', warm)
       const measure = async (url: string, cookie?: string): Promise<Cost> => {
         traffic.reset()
-        const ran = await commandDelta(admin, async () => await setup.request(url, cookie))
+        const ran = await stand.ran(async () => await setup.request(url, cookie))
         return { trips: traffic.roundTrips, sent: traffic.commands, ran }
       }
       t.same(await measure('/write'), facts.costs.fresh, 'brand-new session written')
@@ -246,15 +291,15 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
 
     t.test('the expiry slides on every read', async (t) => {
       const cookie = await newSession(setup)
-      await facts.shorten(admin, idOf(cookie))
-      t.ok(await facts.remaining(admin, idOf(cookie)) <= 10)
+      await facts.shorten(idOf(cookie))
+      t.ok(await facts.remaining(idOf(cookie)) <= 10)
       await setup.request('/read', cookie)
-      t.ok(await facts.remaining(admin, idOf(cookie)) > 1190, 'back to the full timeout')
+      t.ok(await facts.remaining(idOf(cookie)) > 1190, 'back to the full timeout')
     })
 
     t.test('an expired session is gone, and replaced when the client writes again', async (t) => {
       const cookie = await newSession(setup)
-      await facts.expireNow(admin, idOf(cookie))
+      await facts.expireNow(idOf(cookie))
       t.same((await setup.request('/read', cookie)).json(), { n: null, isNew: true })
       t.equal(await stored(cookie), null)
       const renewed = sessionCookie(await setup.request('/write', cookie)) as string
@@ -265,14 +310,14 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
     t.test('adjustTimeout: the session keeps its own timeout, also when it slides; 0 never expires', async (t) => {
       const cookie = await newSession(setup)
       await setup.request('/remember', cookie)
-      t.ok(Math.abs(await facts.remaining(admin, idOf(cookie)) - 5000) <= 1)
-      await facts.shorten(admin, idOf(cookie))
+      t.ok(Math.abs(await facts.remaining(idOf(cookie)) - 5000) <= 1)
+      await facts.shorten(idOf(cookie))
       await setup.request('/read', cookie)
-      t.ok(Math.abs(await facts.remaining(admin, idOf(cookie)) - 5000) <= 1, 'slides to its own timeout')
+      t.ok(Math.abs(await facts.remaining(idOf(cookie)) - 5000) <= 1, 'slides to its own timeout')
       await setup.request('/forever', cookie)
-      t.equal(await facts.remaining(admin, idOf(cookie)), -1)
+      t.equal(await facts.remaining(idOf(cookie)), -1)
       await setup.request('/write', cookie)
-      t.equal(await facts.remaining(admin, idOf(cookie)), -1, 'and stays so')
+      t.equal(await facts.remaining(idOf(cookie)), -1, 'and stays so')
       t.same((await setup.request('/read', cookie)).json(), { n: 2, isNew: false })
     })
 
@@ -280,13 +325,13 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
       const forever = await app(t, { timeout: 0 })
       const cookie = await newSession(forever)
       await forever.request('/read', cookie)
-      t.equal(await facts.remaining(admin, idOf(cookie)), -1)
+      t.equal(await facts.remaining(idOf(cookie)), -1)
     })
 
     t.test('LRU mode: nothing expires in Redis, the stored expiry is enforced', async (t) => {
       const lru = await app(t, { redisTtl: false, timeout: 1 })
       const cookie = await newSession(lru)
-      t.equal(await facts.remaining(admin, idOf(cookie)), -1)
+      t.equal(await facts.remaining(idOf(cookie)), -1)
       t.same((await lru.request('/read', cookie)).json(), { n: 1, isNew: false })
       const renewed = sessionCookie(await lru.request('/login', cookie)) as string
       t.same(await lru.app.sessionStore.get(idOf(renewed)), { n: 1, user: 'ada' })
@@ -307,7 +352,7 @@ for (const layout of ['string', 'hash', 'bucketed'] as const) {
 
     t.test('an undecodable record is a 500 FST_RS_DECODE_FAILED', async (t) => {
       const cookie = await newSession(setup)
-      await facts.corrupt(admin, idOf(cookie))
+      await facts.corrupt(idOf(cookie))
       const response = await setup.request('/read', cookie)
       t.equal(response.statusCode, 500)
       t.equal(response.json().code, 'FST_RS_DECODE_FAILED')

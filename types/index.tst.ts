@@ -5,6 +5,8 @@ import redisSession, {
   errorCodes,
   redisSession as named,
   type CacheOptions,
+  type MemcachedClient,
+  type MemcachedOptions,
   type MigrateFromOptions,
   type RedisSessionOptions,
   type Session,
@@ -56,6 +58,14 @@ describe('the plugin', () => {
     expect<{ secret: string }>().type.toBeAssignableTo<RedisSessionOptions>()
     expect<{ url: string }>().type.not.toBeAssignableTo<RedisSessionOptions>()
     expect<RedisSessionOptions['client']>().type.toBe<Redis | Cluster | undefined>()
+  })
+
+  test('memcached: servers with SASL credentials, or a memjs client', () => {
+    expect<{ secret: string, memcached: { servers: string[], username: string, password: string } }>().type.toBeAssignableTo<RedisSessionOptions>()
+    expect<{ secret: string, memcached: { servers: string } }>().type.toBeAssignableTo<RedisSessionOptions>()
+    expect<{ secret: string, memcached: { servers: number } }>().type.not.toBeAssignableTo<RedisSessionOptions>()
+    expect<RedisSessionOptions['memcached']>().type.toBe<MemcachedOptions | undefined>()
+    expect<MemcachedOptions['client']>().type.toBe<MemcachedClient | undefined>()
   })
 
   test('cache: true or its settings', () => {
@@ -141,6 +151,7 @@ describe('fastify.sessionStore', () => {
     expect(app.sessionStore.destroy('id')).type.toBe<Promise<void>>()
     expect(app.sessionStore.ping()).type.toBe<Promise<void>>()
     expect(app.sessionStore.client).type.toBe<Redis | Cluster>()
+    expect((app.sessionStore as unknown as SessionStore<MemcachedClient>).client).type.toBe<MemcachedClient>()
   })
 })
 

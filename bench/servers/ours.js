@@ -1,5 +1,5 @@
-// This plugin in the layout the parent asks for (with the local cache, or watched by a subscriber
-// on every tracing channel, when asked), registered as its README shows.
+// This plugin in the layout the parent asks for (with the local cache, on Memcached, or watched by a
+// subscriber on every tracing channel, when asked), registered as its README shows.
 import { tracingChannel } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import redisSession from 'fastify-redis-sessions'
@@ -17,6 +17,8 @@ if (settings.traced) {
 }
 
 const app = Fastify()
-await app.register(redisSession, { secret: SECRET, url: settings.redisUrl, layout: settings.layout, cache: settings.cache })
+await app.register(redisSession, settings.memcachedServers === undefined
+  ? { secret: SECRET, url: settings.redisUrl, layout: settings.layout, cache: settings.cache }
+  : { secret: SECRET, memcached: { servers: settings.memcachedServers } })
 sessionRoutes(app)
 await serve(app)

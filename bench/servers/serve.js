@@ -1,6 +1,7 @@
 // What every variant server shares: settings from the parent, the routes and the IPC protocol.
 import { Session } from 'node:inspector'
 import { promisify } from 'node:util'
+import { COOKIE_NAME } from './identity.js'
 
 /** `{ redisUrl, layout? }`, passed by bench/server.js as the first argument. */
 export const settings = JSON.parse(process.argv[2] ?? '{}')
@@ -17,6 +18,36 @@ export function sessionRoutes (app) {
     request.session.set('views', views)
     request.session.set('user', USER)
     return { views }
+  })
+}
+
+/** Seconds the floors' sessions live. */
+export const FLOOR_TIMEOUT = 1200
+
+/**
+ * The floors' routes: the raw Cookie header is the key (no parsing, no signature, nothing but
+ * the round trips); `load(key)` resolves to the stored JSON or null, sliding its expiry, and
+ * `save(key, json)` stores it for FLOOR_TIMEOUT seconds.
+ */
+export function floorRoutes (app, { load, save }) {
+  let created = 0
+  const keyOf = (cookieHeader) => 'floor:' + cookieHeader
+  const read = async (cookieHeader) => JSON.parse(await load(keyOf(cookieHeader)) ?? '{}')
+  app.get('/untouched', async () => ({ ok: true }))
+  app.get('/read', async (request) => ({ views: (await read(request.headers.cookie)).views ?? 0 }))
+  app.get('/write', async (request, reply) => {
+    let cookie = request.headers.cookie
+    let data = {}
+    if (cookie === undefined) {
+      cookie = `${COOKIE_NAME}=${created++}`
+      reply.header('set-cookie', cookie)
+    } else {
+      data = await read(cookie)
+    }
+    data.views = (data.views ?? 0) + 1
+    data.user = USER
+    await save(keyOf(cookie), JSON.stringify(data))
+    return { views: data.views }
   })
 }
 

@@ -4,7 +4,7 @@ import { bucketKeys, bucketOf, sweepBuckets, type BucketKeys } from './buckets.j
 import { LIFETIME_CUT, NOW, requireExistence, TIMEOUT_OF } from './lua.js'
 import { decodeRecord, encodeRecord, headerOf, holdsRecord, sessionDetails } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave, unavailableOnError } from './redis-calls.js'
-import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, LayoutStore, StoreOptions } from './store.js'
 
 // KEYS: bucket, index · ARGV: id, default timeout, '1' to slide the expiry, absoluteTimeout.
 // HGET plus the sliding ZADD in one round trip; a session past its score counts as gone before any sweep.
@@ -52,7 +52,7 @@ export interface BucketedStoreOptions extends StoreOptions {
  * value a whole record as in the string layout. Redis cannot expire a hash field, so each bucket
  * has an index of expiry times: loads ignore expired sessions, `sweep()` removes them.
  */
-export class BucketedStore implements Store {
+export class BucketedStore implements LayoutStore {
   readonly client: Redis | Cluster
   readonly #options: BucketedStoreOptions
   readonly #scripted: ScriptedClient

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Codec, SessionRecordData } from '../codec.js'
 import type { CacheOptions } from '../options.js'
-import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, LayoutStore, StoreOptions } from './store.js'
 import type { StringStore } from './string-store.js'
 
 /** What a cached session keeps: enough to rebuild it, the data as its encoded payload. */
@@ -30,7 +30,7 @@ type Ticket = object
  * reference): each read or save takes a ticket before it is sent; an invalidation tears up the
  * key's ticket, and the reply fills the cache only while its ticket is still the key's.
  */
-export class CachedStore implements Store {
+export class CachedStore implements LayoutStore {
   readonly client: Redis | Cluster
   readonly #store: StringStore
   readonly #codec: Codec

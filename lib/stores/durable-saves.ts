@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { ConnectionPool } from './connection-pool.js'
 import { OwnerIndexedStore } from './owner-index.js'
-import type { SaveRequest, SaveResult, Store } from './store.js'
+import type { SaveRequest, SaveResult, LayoutStore } from './store.js'
 import type { Visibility } from '../visibility.js'
 
 /** How many saves may wait for their replicas at once, each on its own connection. */
@@ -17,7 +17,7 @@ export class DurableSaves extends OwnerIndexedStore {
   readonly #saves: ConnectionPool<OwnerIndexedStore>
 
   /** `build` makes the store of the configured layout, with its owner index, on a connection. */
-  constructor (client: Redis | Cluster, build: (client: Redis | Cluster) => Store, prefix: string, timeout: number, visibility: Visibility) {
+  constructor (client: Redis | Cluster, build: (client: Redis | Cluster) => LayoutStore, prefix: string, timeout: number, visibility: Visibility) {
     super(build(client), prefix, visibility)
     this.#saves = new ConnectionPool(client, (connection) => new OwnerIndexedStore(build(connection), prefix, visibility), { size: MAX_WAITING_SAVES, timeout })
   }

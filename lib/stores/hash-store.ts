@@ -4,7 +4,7 @@ import { EXPIRE_IN, LIFETIME_CUT, requireExistence, TIMEOUT_OF } from './lua.js'
 import { formatHeader, loadedSession } from './record.js'
 import { adoptedKeys, defineScript, readRecord, sendSave } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
-import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, LayoutStore, StoreOptions } from './store.js'
 
 // The header sits beside the data under a name no data key can have: the Session refuses every
 // name JavaScript objects inherit, so none of them ever comes from storage as data.
@@ -62,7 +62,7 @@ const NOTHING_STORED: HashSnapshot = { meta: '', fields: new Map() }
  * A save writes only the fields that differ from what was loaded, so concurrent requests that
  * change different keys of one session all keep their changes.
  */
-export class HashStore extends KeyPerSessionStore implements Store {
+export class HashStore extends KeyPerSessionStore implements LayoutStore {
   readonly #options: StoreOptions
   readonly #scripted: ScriptedClient
   /** the load script, or its Buffer variant when values may be compressed */

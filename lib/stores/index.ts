@@ -8,7 +8,7 @@ import { CachedStore } from './cached-store.js'
 import { DurableSaves } from './durable-saves.js'
 import { HashStore } from './hash-store.js'
 import { OwnerIndexedStore } from './owner-index.js'
-import type { SessionDetails, Store, StoreOptions } from './store.js'
+import type { SessionBackend, SessionDetails, LayoutStore, Store, StoreOptions } from './store.js'
 import { StringStore } from './string-store.js'
 import type { SessionStoreEvents, Visibility } from '../visibility.js'
 
@@ -26,7 +26,7 @@ export interface Stores {
  * `visibility` of every destroy.
  */
 export function createStores (options: ResolvedOptions, client: Redis | Cluster, onSlideError: (err: Error) => void, visibility: Visibility): Stores {
-  const build = (connection: Redis | Cluster): Store => layoutStore(options, layoutOptions(options, connection))
+  const build = (connection: Redis | Cluster): LayoutStore => layoutStore(options, layoutOptions(options, connection))
   // with replicas, saves go over connections of their own (options.ts refuses the cache beside them)
   if (options.replicas !== undefined) return { store: new DurableSaves(client, build, options.prefix, options.connection.commandTimeout, visibility), cache: undefined }
   const storeOptions = layoutOptions(options, client)
@@ -49,7 +49,7 @@ function layoutOptions (options: ResolvedOptions, client: Redis | Cluster): Stor
   }
 }
 
-function layoutStore (options: ResolvedOptions, storeOptions: StoreOptions): Store {
+function layoutStore (options: ResolvedOptions, storeOptions: StoreOptions): LayoutStore {
   switch (options.layout) {
     case 'hash': return new HashStore(storeOptions)
     case 'bucketed': return new BucketedStore({ ...storeOptions, buckets: options.buckets })
@@ -75,10 +75,15 @@ export function scheduleSweeps (store: Store, seconds: number, onError: (err: Er
 /** A listener of the `SessionStoreEvents` event `E`; one that throws or rejects is logged and breaks no request. */
 export type SessionStoreListener<E extends keyof SessionStoreEvents> = (...args: SessionStoreEvents[E]) => void | Promise<void>
 
-/** `fastify.sessionStore`: sessions by id, outside any request, and an EventEmitter of their lifecycle. */
-export interface SessionStore {
-  /** The ioredis client the sessions live in. */
-  readonly client: Redis | Cluster
+/**
+ * `fastify.sessionStore`: sessions by id, outside any request, and an EventEmitter of their
+ * lifecycle. `Client` is the client the sessions live in: ioredis's, or with `memcached` a memjs one.
+ * @example
+ * const { client } = app.sessionStore as unknown as SessionStore<MemcachedClient>
+ */
+export interface SessionStore<Client = Redis | Cluster> {
+  /** The client the sessions live in: ioredis's, or memjs's with `memcached`. */
+  readonly client: Client
   /** Resolves to the session's data, or null when there is no such session. */
   get (id: string): Promise<SessionRecordData | null>
   /**
@@ -100,6 +105,7 @@ export interface SessionStore {
    * used first (by `lastSeenAt`, else `createdAt`): id, createdAt, lastSeenAt, expiresAt and info
    * each. Two round trips, however many sessions. A session whose record does not decode is left
    * out (`destroyByOwner` still ends it).
+   * Redis only: with `memcached` it rejects with FST_RS_UNSUPPORTED, as `destroyByOwner` does.
    * @example
    * for (const { id, lastSeenAt, info } of await fastify.sessionStore.listByOwner(user.id)) {
    *   console.log(id === request.session.id ? 'this device' : info?.userAgent, new Date(lastSeenAt ?? 0))
@@ -138,9 +144,9 @@ export interface SessionStore {
 export type Guard = <T>(call: () => Promise<T>) => Promise<T>
 
 /** `fastify.sessionStore`: the store's calls on the EventEmitter of `visibility`'s events. */
-export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard, visibility: Visibility): SessionStore {
+export function sessionStoreApi<Client> (store: SessionBackend<Client>, guard: Guard, visibility: Visibility): SessionStore<Client> {
   const guardDestroy = visibility.guardingDestroys(guard)
-  const calls: Omit<SessionStore, 'on' | 'once' | 'off'> = {
+  const calls: Omit<SessionStore<Client>, 'on' | 'once' | 'off'> = {
     client: store.client,
     get: async (id) => isValidId(id) ? await guard(async () => await store.get(id)) : null,
     destroy: async (id) => {
@@ -152,11 +158,11 @@ export function sessionStoreApi (store: OwnerIndexedStore, guard: Guard, visibil
     listByOwner: async (owner) => await guard(async () => await store.listByOwner(owner)),
     destroyByOwner: async (owner) => await guardDestroy(async () => await store.destroyByOwner(owner))
   }
-  return Object.assign(visibility.events, calls) as unknown as SessionStore
+  return Object.assign(visibility.events, calls) as unknown as SessionStore<Client>
 }
 
 /** The owner a session is filed under, for the `destroyed` event; none for a record that does not decode. */
-async function ownerOf (store: Store, id: string): Promise<string | undefined> {
+async function ownerOf (store: Store<unknown>, id: string): Promise<string | undefined> {
   try {
     return (await store.load(id))?.owner
   } catch (err) {

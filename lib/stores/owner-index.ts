@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData } from '../codec.js'
 import { FST_RS_DECODE_FAILED } from '../errors.js'
 import { unavailableOnError } from './redis-calls.js'
-import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionBackend, SessionDetails, LayoutStore } from './store.js'
 import type { Visibility } from '../visibility.js'
 
 /**
@@ -12,15 +12,15 @@ import type { Visibility } from '../visibility.js'
  * whenever the owner's sessions are listed, and after each login in the background. The index
  * has no TTL: reads slide a session's expiry without writing, so no TTL could follow them.
  */
-export class OwnerIndexedStore implements Store {
+export class OwnerIndexedStore implements SessionBackend {
   readonly client: Redis | Cluster
-  readonly #store: Store
+  readonly #store: LayoutStore
   readonly #prefix: string
   readonly #visibility: Visibility
   /** background prunes under way, awaited before the client closes */
   readonly #pruning = new Set<Promise<void>>()
 
-  constructor (store: Store, prefix: string, visibility: Visibility) {
+  constructor (store: LayoutStore, prefix: string, visibility: Visibility) {
     this.client = store.client
     this.#store = store
     this.#prefix = prefix + 'owner:'

@@ -46,6 +46,20 @@ export function secondsToLive (timeout: number, createdAt: number, absoluteTimeo
   return timeout === 0 ? left : Math.min(timeout, left)
 }
 
+/**
+ * The expiry a read sets besides its own slide (which sets the configured `timeout`), in seconds
+ * from now (0 = never expires), or undefined when that slide was right: a session with its own
+ * timeout lives by it, and with `absoluteTimeout` the read slid nothing and the expiry is cut at its end.
+ */
+export function expiryAfterRead ({ timeout: ownTimeout, createdAt }: StoredSession, { redisTtl, timeout, absoluteTimeout }: Expiry): number | undefined {
+  if (!redisTtl) return undefined
+  if (absoluteTimeout > 0) {
+    // without an idle timeout the save already set the expiry to the end of the lifetime
+    return (ownTimeout ?? timeout) === 0 ? undefined : secondsToLive(ownTimeout ?? timeout, createdAt, absoluteTimeout)
+  }
+  return ownTimeout === undefined || ownTimeout === timeout ? undefined : ownTimeout
+}
+
 // bounded digits: a timeout has at most 10 (MAX_TIMEOUT), ms timestamps at most 15, so each is a
 // safe integer that formats back as it was read
 const HEADER = /^(\d{0,10}):(\d{1,15}):(\d{0,15})(?::([A-Za-z0-9_-]+)(?::([A-Za-z0-9_-]+))?)?$/

@@ -63,9 +63,9 @@ export interface SaveRequest {
 /** saved · unchanged: nothing to write · lost: the record was destroyed or regenerated meanwhile */
 export type SaveResult = 'saved' | 'unchanged' | 'lost'
 
-/** One storage layout; knows Redis, not Fastify. */
-export interface Store {
-  readonly client: Redis | Cluster
+/** One storage layout; knows its engine (Redis, or Memcached with `Client`), not Fastify. */
+export interface Store<Client = Redis | Cluster> {
+  readonly client: Client
   /** Reads a session and slides its expiry, in one round trip. */
   load (id: string): Promise<LoadedSession | null>
   save (request: SaveRequest): Promise<SaveResult>
@@ -78,14 +78,30 @@ export interface Store {
   destroy (id: string, owner?: string): Promise<boolean>
   /** Reads a session's data without sliding its expiry. */
   get (id: string): Promise<SessionRecordData | null>
+  /** Removes expired sessions Redis does not expire itself; resolves to how many. */
+  sweep (): Promise<number>
+  ping (): Promise<void>
+}
+
+/** A Redis layout's store, which the owner index can ask for a session's details. */
+export interface LayoutStore extends Store {
   /**
    * A session's details, read with its remaining lifetime in one round trip without sliding it;
    * null when there is no live session. Rejects with FST_RS_DECODE_FAILED when the record does not decode.
    */
   describe (id: string): Promise<SessionDetails | null>
-  /** Removes expired sessions Redis does not expire itself; resolves to how many. */
-  sweep (): Promise<number>
-  ping (): Promise<void>
+}
+
+/** A store as the plugin holds it: with the owner index, and background work to finish before its client closes. */
+export interface SessionBackend<Client = Redis | Cluster> extends Store<Client> {
+  /** Ids of the live sessions filed under `owner`. */
+  listByOwner (owner: string): Promise<SessionDetails[]>
+  /** Ends every session of `owner`; resolves to how many. */
+  destroyByOwner (owner: string): Promise<number>
+  /** Resolves once the background work under way is done. */
+  settle (): Promise<void>
+  /** Closes the connections the store opened itself, once `settle()` resolved. */
+  close (): void
 }
 
 /** What `npx fastify-redis-sessions stats` reports of a layout's sessions. */

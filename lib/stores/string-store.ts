@@ -1,9 +1,9 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { decodeRecord, encodeRecord, headerOf, holdsRecord, secondsToLive, type EncodedRecord } from './record.js'
+import { decodeRecord, encodeRecord, expiryAfterRead, headerOf, holdsRecord, type EncodedRecord } from './record.js'
 import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
-import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, Store, StoreOptions } from './store.js'
+import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, LayoutStore, StoreOptions } from './store.js'
 
 type Read = (key: string) => Promise<Stored | null>
 
@@ -12,7 +12,7 @@ type Read = (key: string) => Promise<Stored | null>
  * A read is one `GETEX` that slides the expiry, a write one `SET` made conditional on the
  * record's existence.
  */
-export class StringStore extends KeyPerSessionStore implements Store {
+export class StringStore extends KeyPerSessionStore implements LayoutStore {
   readonly #options: StoreOptions
   /** GET, and the GETEX that slides the configured timeout; their Buffer variants when records may be compressed */
   readonly #get: Read
@@ -82,15 +82,9 @@ export class StringStore extends KeyPerSessionStore implements Store {
  * with `absoluteTimeout` a plain GET read it: set the expiry right after the read, unawaited, so
  * the request still waits for a single round trip. Should it fail, the next read sets it again.
  */
-function slideExpiry (client: Redis | Cluster, key: string, { timeout: ownTimeout, createdAt }: LoadedSession, { redisTtl, timeout, absoluteTimeout }: StoreOptions): void {
-  if (!redisTtl) return
-  if (absoluteTimeout > 0) {
-    // without an idle timeout the save already set the expiry to the end of the lifetime
-    if ((ownTimeout ?? timeout) === 0) return
-    client.pexpire(key, Math.floor(secondsToLive(ownTimeout ?? timeout, createdAt, absoluteTimeout) * 1000)).catch(() => {})
-    return
-  }
-  if (ownTimeout === undefined || ownTimeout === timeout) return
-  const slide = ownTimeout === 0 ? client.persist(key) : client.expire(key, ownTimeout)
+function slideExpiry (client: Redis | Cluster, key: string, record: LoadedSession, options: StoreOptions): void {
+  const seconds = expiryAfterRead(record, options)
+  if (seconds === undefined) return
+  const slide = seconds === 0 ? client.persist(key) : options.absoluteTimeout > 0 ? client.pexpire(key, Math.floor(seconds * 1000)) : client.expire(key, seconds)
   slide.catch(() => {})
 }

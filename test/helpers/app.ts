@@ -1,18 +1,22 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
-import redisSession, { type RedisSessionOptions } from '../../lib/index.js'
+import redisSession, { type MemcachedClient, type RedisSessionOptions } from '../../lib/index.js'
 import { startRedis, type RedisServer } from './redis-server.js'
 
 export const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
 
-export interface TestApp {
+/** An app with the plugin registered, whatever store it keeps sessions in. */
+export interface SessionApp {
   app: FastifyInstance
+  /** Requests `url` with the given cookie (a `name=value` pair) and returns the response. */
+  request: (url: string, cookie?: string, method?: 'GET' | 'POST') => Promise<LightMyRequestResponse>
+}
+
+export interface TestApp extends SessionApp {
   redis: RedisServer
   /** a client of the test's own, for looking at what the plugin stored */
   admin: Redis
-  /** Requests `url` with the given cookie (a `name=value` pair) and returns the response. */
-  request: (url: string, cookie?: string, method?: 'GET' | 'POST') => Promise<LightMyRequestResponse>
 }
 
 /**
@@ -41,14 +45,24 @@ export async function buildApp (
   given?: { redis: RedisServer, admin: Redis }
 ): Promise<TestApp> {
   const { redis, admin } = given ?? await privateRedis(t)
+  return { ...await buildSessionApp(t, { url: redis.url, ...options }, routes, serverOptions), redis, admin }
+}
+
+/** A Fastify app with the plugin registered as `options` say (e.g. on Memcached); closed with the test. */
+export async function buildSessionApp (
+  t: Test,
+  options: Partial<RedisSessionOptions>,
+  routes: (app: FastifyInstance) => void = () => {},
+  serverOptions: FastifyServerOptions = {}
+): Promise<SessionApp> {
   const app = Fastify(serverOptions)
-  await app.register(redisSession, { secret: SECRET, url: redis.url, ...options })
+  await app.register(redisSession, { secret: SECRET, ...options })
   routes(app)
   await app.ready()
   t.teardown(async () => await app.close())
   const request = async (url: string, cookie?: string, method: 'GET' | 'POST' = 'GET'): Promise<LightMyRequestResponse> =>
     await app.inject({ method, url, headers: cookie === undefined ? {} : { cookie } })
-  return { app, redis, admin, request }
+  return { app, request }
 }
 
 /**
@@ -93,6 +107,17 @@ export interface TrafficRecorder {
  * with commands is one round trip.
  */
 export function recordTraffic (client: Redis | Cluster): TrafficRecorder {
+  return recordCalls(client as unknown as Record<string, (...args: unknown[]) => unknown>, 'sendCommand', (args) => (args[0] as { name: string }).name)
+}
+
+const OPCODES: Record<number, string> = { 0x00: 'get', 0x02: 'add', 0x03: 'replace', 0x04: 'delete', 0x1c: 'touch', 0x1d: 'gat' }
+
+/** `recordTraffic` for a memjs client: its requests by opcode (`gat`, `add`, `replace`, …). */
+export function recordMemcachedTraffic (client: MemcachedClient): TrafficRecorder {
+  return recordCalls(client as unknown as Record<string, (...args: unknown[]) => unknown>, 'perform', (args) => OPCODES[(args[1] as Buffer)[1]] ?? 'other')
+}
+
+function recordCalls (client: Record<string, (...args: unknown[]) => unknown>, method: string, nameOf: (args: unknown[]) => string): TrafficRecorder {
   const recorder: TrafficRecorder = {
     commands: [],
     roundTrips: 0,
@@ -102,10 +127,9 @@ export function recordTraffic (client: Redis | Cluster): TrafficRecorder {
     }
   }
   let inBatch = false
-  const send = client.sendCommand.bind(client) as (...args: unknown[]) => unknown
-  ;(client as unknown as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (...args: unknown[]) => {
-    const command = args[0] as { name: string }
-    recorder.commands.push(command.name)
+  const send = client[method].bind(client)
+  client[method] = (...args: unknown[]) => {
+    recorder.commands.push(nameOf(args))
     if (!inBatch) {
       inBatch = true
       recorder.roundTrips++

@@ -104,21 +104,20 @@ export class RedisProcess {
     }).then(() => { children.delete(child) })
   }
 
-  /** Spawns `redis-server argv…` in `dir`, stdout and stderr appended to `logFile`. */
-  static async spawn (argv: string[], dir: string, logFile: string): Promise<RedisProcess> {
+  /** Spawns `redis-server argv…` (or `bin argv…`) in `dir`, stdout and stderr appended to `logFile`. */
+  static async spawn (argv: string[], dir: string, logFile: string, bin = requireRedisServer('this helper'), env?: NodeJS.ProcessEnv): Promise<RedisProcess> {
     installHooks()
-    const bin = requireRedisServer('this helper')
     const fd = openSync(logFile, 'a')
     let child: ChildProcess
     try {
-      child = spawn(bin, argv, { cwd: dir, stdio: ['ignore', fd, fd] })
+      child = spawn(bin, argv, { cwd: dir, stdio: ['ignore', fd, fd], env: env === undefined ? undefined : { ...process.env, ...env } })
     } finally {
       closeSync(fd)
     }
     const pid = child.pid
     if (pid === undefined) {
       const err = await new Promise<Error>(resolve => child.once('error', resolve))
-      throw new Error(`cannot start redis-server: ${err.message}`, { cause: err })
+      throw new Error(`cannot start ${bin}: ${err.message}`, { cause: err })
     }
     children.add(child)
     return new RedisProcess(child, pid)
