@@ -86,7 +86,7 @@ export async function buildApp ({ secret, redisUrl, logger = false }) {
       request.flash('warning', 'That device is not signed in (any more).')
     } else {
       await app.sessionStore.destroy(target.id)
-      request.flash('info', `Signed out ${describeAgent(target.info?.userAgent)}.`)
+      request.flash('info', `Signed out ${describeAgent(target.info.userAgent)}.`)
     }
     return reply.redirect('/', 303)
   })
@@ -128,16 +128,18 @@ function describeAgent (userAgent = '') {
   return system === undefined ? browser : `${browser} on ${system}`
 }
 
-const formatTime = (ms) => ms === null || ms === undefined ? 'unknown' : new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'
+// every session of the demo expires (it never calls adjustTimeout), so lastSeenAt is always known
+const formatTime = (ms) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC'
 
 /** "Where you're signed in": each of the user's sessions, this browser's marked, the others with a sign-out button. */
 function devicesCard (devices, current) {
-  const items = devices.map(({ id, createdAt, lastSeenAt, info }) => {
+  // every session in the list was filed at login, with its info
+  const items = devices.map(({ id, lastSeenAt, info }) => {
     const here = id === current
     const handle = deviceHandle(id)
     return `<li class="device" data-device="${handle}"${here ? ' data-current' : ''}>
-        <p><strong class="device-name">${escapeHtml(describeAgent(info?.userAgent))}</strong>${here ? ' <span class="badge yes this-device">this device</span>' : ''}</p>
-        <p class="muted">IP <span class="device-ip">${escapeHtml(info?.ip ?? 'unknown')}</span> · signed in <span class="device-since">${formatTime(info?.signedInAt ?? createdAt)}</span>
+        <p><strong class="device-name">${escapeHtml(describeAgent(info.userAgent))}</strong>${here ? ' <span class="badge yes this-device">this device</span>' : ''}</p>
+        <p class="muted">IP <span class="device-ip">${escapeHtml(info.ip)}</span> · signed in <span class="device-since">${formatTime(info.signedInAt)}</span>
           · last seen <span class="device-seen">${here ? 'now' : formatTime(lastSeenAt)}</span></p>
         ${here
           ? ''

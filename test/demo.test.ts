@@ -50,7 +50,8 @@ const devices = (page: LightMyRequestResponse): Device[] =>
 /** A browser of its own: keeps the session cookie and follows the redirect after each form post. */
 class Visitor {
   cookie: string | undefined
-  constructor (readonly app: FastifyInstance, readonly userAgent?: string) {}
+  /** `userAgent` null: no User-Agent header at all */
+  constructor (readonly app: FastifyInstance, readonly userAgent?: string | null) {}
 
   get id (): string | undefined {
     return this.cookie === undefined ? undefined : idOf(this.cookie)
@@ -72,8 +73,9 @@ class Visitor {
     return await this.get(posted.headers.location as string)
   }
 
-  #headers (): Record<string, string> {
-    return { ...(this.cookie === undefined ? {} : { cookie: this.cookie }), ...(this.userAgent === undefined ? {} : { 'user-agent': this.userAgent }) }
+  #headers (): Record<string, string | undefined> {
+    // light-my-request sends a User-Agent of its own unless the header is given as undefined
+    return { ...(this.cookie === undefined ? {} : { cookie: this.cookie }), ...(this.userAgent === undefined ? {} : { 'user-agent': this.userAgent ?? undefined }) }
   }
 
   #keep (response: LightMyRequestResponse): LightMyRequestResponse {
@@ -88,7 +90,7 @@ const ttlOf = async (visitor: Visitor): Promise<number> => Math.round(await admi
 
 t.test('the demo app', async (t) => {
   const app = await demo(t)
-  const visitor = (userAgent?: string): Visitor => new Visitor(app, userAgent)
+  const visitor = (userAgent?: string | null): Visitor => new Visitor(app, userAgent)
 
   t.test('a first visit: a new session, stored by this response with its cookie, for the whole timeout', async (t) => {
     const ada = visitor()
@@ -296,11 +298,11 @@ t.test('the demo app', async (t) => {
     t.same(flashes(await laptop.submit('/devices/sign-out')), ['warning: That device is not signed in (any more).'], 'a form without a device')
   })
 
-  t.test('a device the list cannot name: its user agent as sent (as text), or "an unknown browser"', async (t) => {
+  t.test('a device the list cannot name: its user agent as sent (as text), or "an unknown browser" (none sent)', async (t) => {
     const [plain, bare] = [visitor('Mozilla/5.0 (X11) Chrome/126.0 Safari/537.36'), visitor('a-robot/1.0 <script>')]
     await plain.submit('/login', { username: 'mary' })
     await bare.submit('/login', { username: 'mary' })
-    const anonymous = visitor('')
+    const anonymous = visitor(null)
     await anonymous.submit('/login', { username: 'mary' })
     const names = devices(await plain.get('/peek')).map(({ name }) => name).sort()
     t.same(names, ['Chrome', 'a-robot/1.0 <script>', 'an unknown browser'])

@@ -2,6 +2,8 @@
 // a latency histogram fed from the tracing channels, failures counted by error code.
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import Fastify from 'fastify'
+import redisSession from '../lib/index.js'
 import { buildApp } from '../example/app.js'
 import { sessionMetrics } from '../example/metrics.js'
 import { waitFor } from './helpers/index.js'
@@ -50,6 +52,24 @@ t.test('the demo counts loads, saves and destroys by outcome, times them, and co
   await waitFor(async () => (await app.inject({ url: '/', headers: { cookie } })).statusCode === 503, { what: 'a 503' })
   const failures = await metrics('sessions_failures_total')
   t.ok(failures['sessions_failures_total{operation="load",layout="string",code="FST_RS_STORE_UNAVAILABLE"}'] >= 1, 'a failed load, by its code')
+})
+
+t.test('a failure without a code counts as unknown', async (t) => {
+  const { redis } = await privateRedis(t)
+  const app = Fastify()
+  app.register(redisSession, { secret: randomBytes(32).toString('base64url'), url: redis.url })
+  app.get('/circular', async (request) => {
+    const loop: Record<string, unknown> = {}
+    loop.self = loop
+    request.session.set('loop', loop)
+    return {}
+  })
+  const metrics = sessionMetrics()
+  t.teardown(async () => { metrics.close(); await app.close() })
+  t.equal((await app.inject('/circular')).statusCode, 500)
+  t.same(samples(await metrics.registry.metrics(), 'sessions_failures_total'), {
+    'sessions_failures_total{operation="save",layout="string",code="unknown"}': 1
+  }, 'JSON.stringify threw a TypeError')
 })
 
 t.test('close() unsubscribes', async (t) => {
