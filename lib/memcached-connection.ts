@@ -94,15 +94,16 @@ export async function pingAll (client: MemcachedClient, timeout: number): Promis
     noop.writeUInt32BE(seq, 12)
     const timer = setTimeout(() => reject(new FST_RS_STORE_UNAVAILABLE(`Memcached ${server.host}:${server.port} did not answer within ${timeout} ms`)), timeout)
     server.onResponse(seq, () => { clearTimeout(timer); resolve() })
-    server.onError(seq, (err: Error | string) => { clearTimeout(timer); reject(failure(err, `${server.host}:${server.port}: `)) })
+    server.onError(seq, (err: Error | string) => { clearTimeout(timer); reject(failure(err, `${server.host}:${server.port}`)) })
     server.write(Buffer.from(noop))
   })))
 }
 
 /** memjs reports a refused SASL login as a bare string, and nothing else so. */
-function failure (err: Error | string, where = ''): Error {
-  if (typeof err === 'string') return new FST_RS_CONNECTION_REJECTED(`${where}Memcached refused the SASL login (${err}): check memcached.username and memcached.password`)
-  return new FST_RS_STORE_UNAVAILABLE(where + err.message, { cause: err })
+function failure (err: Error | string, server?: string): Error {
+  const memcached = server === undefined ? 'Memcached' : `Memcached at ${server}`
+  if (typeof err === 'string') return new FST_RS_CONNECTION_REJECTED(`${memcached} refused the SASL login (${err}): check memcached.username and memcached.password`)
+  return new FST_RS_STORE_UNAVAILABLE(`${memcached} cannot be reached (${err.message}); requests that need a session get 503 until it answers: check that memcached runs where memcached.servers says`, { cause: err })
 }
 
 /**
