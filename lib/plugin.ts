@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CookieSigner, readCookie, serializeCookie, type VerifiedCookie } from './cookie.js'
 import { cookieDelivery } from './cookie-delivery.js'
-import { openEngine } from './engines/index.js'
+import { openEngine, storeName } from './engines/index.js'
 import { FST_RS_DECODE_FAILED } from './errors.js'
 import { addFlash, takeFlash } from './flash.js'
 import { resolveOptions, type RedisSessionOptions } from './options.js'
@@ -16,7 +16,7 @@ type Decorated = Record<string, RedisSession | null>
 
 async function redisSessions (fastify: FastifyInstance, options: RedisSessionOptions): Promise<void> {
   const opts = resolveOptions(options)
-  const visibility = new Visibility(opts.layout, fastify.log, usable)
+  const visibility = new Visibility(storeName(opts), fastify.log, usable)
   const { store, watch, takeover, cache } = await openEngine(fastify, opts, visibility)
   fastify.addHook('preClose', async () => await store.settle())
   fastify.addHook('onClose', async () => store.close())

@@ -16,8 +16,8 @@ import type { LoadedSession, SaveRequest, SaveResult, Store } from './stores/sto
  * })
  */
 export interface SessionTraceContext {
-  /** the store's layout */
-  layout: 'string' | 'hash' | 'bucketed'
+  /** the store's layout, or `'memcached'` for sessions in Memcached */
+  layout: 'string' | 'hash' | 'bucketed' | 'memcached'
   /**
    * Set once the operation is done. load: `loaded` or `missing` (no record, or an expired one);
    * save: `saved`, `unchanged` (nothing to write) or `lost` (to a destroy or regenerate

@@ -1,5 +1,6 @@
 // Issue 16: Memcached as a second engine. The shared behaviour runs in layouts.test.ts; here is what
 // only Memcached has: its options, SASL, several servers, its item limit, outages, no owner index.
+import { tracingChannel } from 'node:diagnostics_channel'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import memjs from 'memjs'
@@ -188,6 +189,17 @@ t.test('no owner index: setOwner, listByOwner and destroyByOwner say Memcached l
   await t.rejects(setup.app.sessionStore.listByOwner('ada'), { code: 'FST_RS_UNSUPPORTED', message: /listByOwner\(\)/ })
   await t.rejects(setup.app.sessionStore.destroyByOwner('ada'), { code: 'FST_RS_UNSUPPORTED', message: /destroyByOwner\(\)/ })
   t.equal(await setup.app.sessionStore.sweep(), 0, 'Memcached expires sessions itself')
+})
+
+t.test('the tracing channels name the store memcached', async (t) => {
+  const contexts: unknown[] = []
+  const channel = tracingChannel('fastify-redis-sessions:save')
+  const handlers = { start () {}, end () {}, asyncStart () {}, error () {}, asyncEnd (context: unknown) { contexts.push(context) } }
+  channel.subscribe(handlers)
+  t.teardown(() => channel.unsubscribe(handlers))
+  const setup = await app(t, [await privateMemcached(t)])
+  await setup.request('/write')
+  t.match(contexts, [{ layout: 'memcached', outcome: 'saved' }])
 })
 
 t.test('a memjs client you own is used as it is and never closed', async (t) => {

@@ -181,7 +181,7 @@ describe('visibility', () => {
   })
 
   test('tracing channel contexts carry layout, outcome and bytes, no id', () => {
-    expect<SessionTraceContext['layout']>().type.toBe<'string' | 'hash' | 'bucketed'>()
+    expect<SessionTraceContext['layout']>().type.toBe<'string' | 'hash' | 'bucketed' | 'memcached'>()
     expect<SessionTraceContext['outcome']>().type.toBe<'loaded' | 'missing' | 'saved' | 'unchanged' | 'lost' | 'destroyed' | undefined>()
     expect<SessionTraceContext['bytes']>().type.toBe<number | undefined>()
     expect<SessionTraceContext>().type.not.toHaveProperty('id')

@@ -4,7 +4,7 @@ import type { ResolvedOptions } from '../options.js'
 import type { OutageWatch } from '../outage.js'
 import type { CachedStore } from '../stores/cached-store.js'
 import type { SessionBackend } from '../stores/store.js'
-import type { Visibility } from '../visibility.js'
+import type { SessionTraceContext, Visibility } from '../visibility.js'
 import { openMemcached } from './memcached.js'
 import { openRedis } from './redis.js'
 
@@ -19,6 +19,11 @@ export interface Engine {
   takeover: SessionTakeover | undefined
   /** the local cache (`cache`, Redis only), whose hits are served without a promise */
   cache: Pick<CachedStore, 'cached'> | undefined
+}
+
+/** What the tracing channels call the store: the Redis layout, or Memcached. */
+export function storeName (opts: ResolvedOptions): SessionTraceContext['layout'] {
+  return opts.connection.memcached === undefined ? opts.layout : 'memcached'
 }
 
 /**
