@@ -219,6 +219,24 @@ t.test('while the invalidation connection is down, nothing is served from the ca
   t.equal(await b.n(cookie), 4, 'tracking is on again, with the new connection')
 })
 
+t.test('an invalidation connection that dies silently is dropped by its heartbeat: the cache is off until it is back', async (t) => {
+  const given = await privateRedis(t)
+  const a = await instance(t, given)
+  // the heartbeat PINGs every commandTimeout; one unanswered by the next PING drops the connection
+  const b = await instance(t, given, { commandTimeout: 500 })
+  const cookie = sessionCookie(await a.request('/write')) as string
+  await b.n(cookie)
+  t.same(await commandDelta(b.admin, async () => await b.n(cookie)), {}, 'cached')
+  // B reads nothing more from its invalidation connection, as when a NAT dropped it: no close, no error
+  b.channel.stream.pause()
+  await a.request('/write', cookie)
+  await once(b.channel, 'close')
+  t.same(await commandDelta(b.admin, async () => t.equal(await b.n(cookie), 2)), { getex: 1 }, 'the cache was emptied: the write B did not hear of is read')
+  await cachedAgain(b, cookie)
+  await writeHeardBy(a, b, cookie)
+  t.equal(await b.n(cookie), 3, 'tracking is on again, with a new connection')
+})
+
 t.test('turning tracking on again after a failure that is no refusal: a new invalidation connection tries again', async (t) => {
   const [a, b] = await twoInstances(t)
   const cookie = sessionCookie(await a.request('/write')) as string

@@ -32,7 +32,7 @@ export async function openRedis (fastify: FastifyInstance, opts: ResolvedOptions
 
   const { store, cache } = createStores(opts, client, (err) => fastify.log.warn({ err }, 'sliding the expiry of a cached session failed'), visibility)
   if (cache !== undefined) {
-    const tracking = new Tracking(client as Redis, cache, opts.prefix, fastify.log)
+    const tracking = new Tracking(client as Redis, cache, opts.prefix, fastify.log, opts.connection.commandTimeout)
     fastify.addHook('onClose', async () => await tracking.close())
     await tracking.start().catch(abandon)
   }

@@ -21,7 +21,9 @@ const CHANNEL = '__redis__:invalidate'
  *
  * Tracking belongs to a connection: whenever either connection closes, invalidations may be
  * missed, so the cache is emptied and bypassed; once both are up again, tracking is turned on anew
- * (with the invalidation connection's new client id) and the cache with it.
+ * (with the invalidation connection's new client id) and the cache with it. A connection that
+ * dies silently (no FIN, no RST: a NAT or firewall dropped it) closes no socket, so the
+ * invalidation connection is asked to answer every `heartbeat` ms, and dropped when it has not.
  */
 export class Tracking {
   readonly #reader: Redis
@@ -36,9 +38,14 @@ export class Tracking {
   /** the first subscription's outcome, for `start` */
   #subscribing: Promise<Error | undefined | void> | undefined
   #started = false
+  /** ms between the PINGs that tell a live invalidation connection from a silently dead one */
+  readonly #heartbeat: number
+  #beating: NodeJS.Timeout | undefined
 
-  constructor (reader: Redis, cache: Invalidated, prefix: string, log: FastifyBaseLogger) {
+  /** `heartbeat`: ms between PINGs on the invalidation connection (the plugin gives `commandTimeout`) */
+  constructor (reader: Redis, cache: Invalidated, prefix: string, log: FastifyBaseLogger, heartbeat: number) {
     this.#reader = reader
+    this.#heartbeat = heartbeat
     this.#cache = cache
     this.#prefix = prefix
     this.#log = log
@@ -86,6 +93,7 @@ export class Tracking {
   }
 
   readonly #channelClosed = (): void => {
+    clearInterval(this.#beating)
     this.#channelId = undefined
     this.#lost()
   }
@@ -116,7 +124,26 @@ export class Tracking {
     const id = await refusedAs('CLIENT ID', this.#channel.client('ID'))
     await refusedAs(`SUBSCRIBE ${CHANNEL}`, this.#channel.subscribe(CHANNEL))
     this.#channelId = id
+    this.#beat()
     await this.#track()
+  }
+
+  /**
+   * PINGs the subscribed invalidation connection; one that has not answered by the next PING
+   * may be missing invalidations: it is dropped (which empties the cache) and made anew.
+   */
+  #beat (): void {
+    let unanswered = false
+    const answered = (): void => { unanswered = false }
+    this.#beating = setInterval(() => {
+      if (unanswered) {
+        this.#log.warn('the session cache\'s invalidation connection stopped answering: the cache is off until it is back')
+        this.#channel.disconnect(true)
+        return
+      }
+      unanswered = true
+      this.#channel.ping().then(answered, answered)
+    }, this.#heartbeat).unref()
   }
 
   async #track (): Promise<void> {
