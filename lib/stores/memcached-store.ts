@@ -2,7 +2,7 @@ import type { Codec, SessionRecordData, Stored } from '../codec.js'
 import { FST_RS_SESSION_TOO_LARGE, FST_RS_STORE_UNAVAILABLE, FST_RS_UNSUPPORTED } from '../errors.js'
 import memjs from 'memjs'
 import { exptime, Opcode, pingAll, request, Status, type MemcachedClient } from '../memcached-connection.js'
-import { decodeRecord, encodeRecord, expiryAfterRead, holdsRecord, type Expiry } from './record.js'
+import { decodeRecord, encodeRecord, expiryAfterRead, holdsRecord, readSlide, type Expiry } from './record.js'
 import type { LoadedSession, SaveRequest, SaveResult, SessionBackend, SessionDetails } from './store.js'
 
 export interface MemcachedStoreOptions extends Expiry {
@@ -32,18 +32,14 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
   constructor (options: MemcachedStoreOptions) {
     this.client = options.client
     this.#options = options
-    const { redisTtl, timeout, absoluteTimeout } = options
-    // as the string layout's GETEX: with absoluteTimeout the expiry is cut after the read
-    this.#readSlide = redisTtl && timeout > 0 && absoluteTimeout === 0 ? timeout : undefined
+    this.#readSlide = readSlide(options)
   }
 
   async load (id: string): Promise<LoadedSession | null> {
     const key = this.#options.prefix + id
     const slide = this.#readSlide
-    const response = await this.#send(slide === undefined ? Opcode.GET : Opcode.GAT, key, slide === undefined ? '' : memjs.Utils.makeExpiration(exptime(slide)))
-    if (response.header.status === Status.NOT_FOUND) return null
-    this.#expect(response.header.status, Status.OK, 'read')
-    const record = decodeRecord(this.#options.codec, this.#stored(response.val))
+    const record = await this.#read(slide === undefined ? Opcode.GET : Opcode.GAT, key, slide === undefined ? '' : memjs.Utils.makeExpiration(exptime(slide)))
+    if (record === null) return null
     // its own timeout, or the cut at its absolute end: set after the read, unawaited (the next read sets it again should it fail)
     const seconds = expiryAfterRead(record, this.#options)
     if (seconds !== undefined) this.#send(Opcode.TOUCH, key, memjs.Utils.makeExpiration(exptime(seconds))).catch(() => {})
@@ -51,10 +47,7 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
   }
 
   async get (id: string): Promise<SessionRecordData | null> {
-    const response = await this.#send(Opcode.GET, this.#options.prefix + id)
-    if (response.header.status === Status.NOT_FOUND) return null
-    this.#expect(response.header.status, Status.OK, 'read')
-    return decodeRecord(this.#options.codec, this.#stored(response.val)).data
+    return (await this.#read(Opcode.GET, this.#options.prefix + id))?.data ?? null
   }
 
   async save (saving: SaveRequest): Promise<SaveResult> {
@@ -108,6 +101,14 @@ export class MemcachedStore implements SessionBackend<MemcachedClient> {
 
   async #send (opcode: number, key: string, extras?: Buffer | string, value?: Stored): ReturnType<typeof request> {
     return await request(this.client, this.#options.commandTimeout, opcode, key, extras, value)
+  }
+
+  /** The session a GET or GAT finds; null when there is none. */
+  async #read (opcode: number, key: string, extras?: Buffer | string): Promise<LoadedSession | null> {
+    const response = await this.#send(opcode, key, extras)
+    if (response.header.status === Status.NOT_FOUND) return null
+    this.#expect(response.header.status, Status.OK, 'read')
+    return decodeRecord(this.#options.codec, this.#stored(response.val))
   }
 
   /** What was stored, as the codec reads it: bytes once compression is on. */

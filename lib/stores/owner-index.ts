@@ -35,10 +35,6 @@ export class OwnerIndexedStore implements SessionBackend {
     return await this.#store.get(id)
   }
 
-  async describe (id: string): Promise<SessionDetails | null> {
-    return await this.#store.describe(id)
-  }
-
   async sweep (): Promise<number> {
     return await this.#store.sweep()
   }
@@ -122,7 +118,7 @@ export class OwnerIndexedStore implements SessionBackend {
   /** A session's details; null when it is gone, undefined when its record does not decode (still a session to end). */
   async #describe (id: string): Promise<SessionDetails | null | undefined> {
     try {
-      return await this.describe(id)
+      return await this.#store.describe(id)
     } catch (err) {
       if (err instanceof FST_RS_DECODE_FAILED) return undefined
       throw err

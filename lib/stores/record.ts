@@ -47,6 +47,15 @@ export function secondsToLive (timeout: number, createdAt: number, absoluteTimeo
 }
 
 /**
+ * Seconds a read slides the expiry to in its own round trip (GETEX, GAT): the configured timeout.
+ * Undefined when it must slide nothing: LRU mode, no timeout, or an absolute end the slide could
+ * pass (`expiryAfterRead` sets the cut expiry instead).
+ */
+export function readSlide ({ redisTtl, timeout, absoluteTimeout }: Expiry): number | undefined {
+  return redisTtl && timeout > 0 && absoluteTimeout === 0 ? timeout : undefined
+}
+
+/**
  * The expiry a read sets besides its own slide (which sets the configured `timeout`), in seconds
  * from now (0 = never expires), or undefined when that slide was right: a session with its own
  * timeout lives by it, and with `absoluteTimeout` the read slid nothing and the expiry is cut at its end.

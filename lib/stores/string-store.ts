@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { SessionRecordData, Stored } from '../codec.js'
-import { decodeRecord, encodeRecord, expiryAfterRead, headerOf, holdsRecord, type EncodedRecord } from './record.js'
+import { decodeRecord, encodeRecord, expiryAfterRead, headerOf, holdsRecord, readSlide, type EncodedRecord } from './record.js'
 import { adoptedKeys, readRecord, sendSave, unreadable } from './redis-calls.js'
 import { KeyPerSessionStore } from './key-per-session.js'
 import type { LoadedSession, SaveRequest, SaveResult, SessionDetails, LayoutStore, StoreOptions } from './store.js'
@@ -20,14 +20,14 @@ export class StringStore extends KeyPerSessionStore implements LayoutStore {
 
   constructor (options: StoreOptions) {
     super(options)
-    const { client, codec, redisTtl, timeout, absoluteTimeout } = options
+    const { client, codec } = options
     this.#options = options
     // plain arrows: the hot path is not worth another async frame
     this.#get = codec.binary ? (key) => client.getBuffer(key) : (key) => client.get(key)
-    // a GETEX would set the configured timeout, maybe past the session's absolute end: slideExpiry cuts it
-    this.#load = !redisTtl || timeout === 0 || absoluteTimeout > 0
+    const slide = readSlide(options)
+    this.#load = slide === undefined
       ? this.#get
-      : codec.binary ? (key) => client.getexBuffer(key, 'EX', timeout) : (key) => client.getex(key, 'EX', timeout)
+      : codec.binary ? (key) => client.getexBuffer(key, 'EX', slide) : (key) => client.getex(key, 'EX', slide)
   }
 
   load (id: string): Promise<LoadedSession | null> {
