@@ -98,7 +98,7 @@ t.test('down: 503 FST_RS_STORE_UNAVAILABLE within commandTimeout, refused or sil
   for (const url of ['/read', '/ping']) {
     const started = performance.now()
     const response = await setup.request(url, cookie)
-    t.equal(response.json().code, 'FST_RS_STORE_UNAVAILABLE', `${url}: a server that does not answer`)
+    t.equal(response.json().code, 'FST_RS_STORE_UNAVAILABLE', `${url}: a server that does not answer (got ${response.statusCode} ${response.body})`)
     t.ok(performance.now() - started < commandTimeout * 10, 'within commandTimeout (and a loaded machine\'s slack)')
   }
   server.resume()

@@ -77,7 +77,7 @@ export async function startMemcached (options: StartMemcachedOptions = {}): Prom
     },
     async kill () { await running().stop() },
     revive: launch,
-    pause () { running().signal('SIGSTOP') },
+    pause () { running().pause() },
     resume () { running().signal('SIGCONT') },
     command: async (line) => await textCommand(port, line),
     async stats () {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs'
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { connect as netConnect, type Socket } from 'node:net'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -129,6 +129,26 @@ export class RedisProcess {
 
   signal (sig: NodeJS.Signals): void {
     if (this.running) process.kill(this.pid, sig)
+  }
+
+  /**
+   * SIGSTOP, returning once every thread has stopped: a thread stops only when it next looks at
+   * its signals, so until then a worker thread (memcached's, Redis's I/O threads) may answer one
+   * more request. A stop takes microseconds; Linux tells it in /proc (elsewhere this returns at once).
+   */
+  pause (): void {
+    this.signal('SIGSTOP')
+    const deadline = Date.now() + 1000
+    while (!this.#stopped() && Date.now() < deadline) { /* wait: callers expect silence from the next request on */ }
+  }
+
+  #stopped (): boolean {
+    const tasks = `/proc/${this.pid}/task`
+    try {
+      return readdirSync(tasks).every((task) => /^\d+ \(.*\) [Tt] /s.test(readFileSync(join(tasks, task, 'stat'), 'utf8')))
+    } catch {
+      return true
+    }
   }
 
   /** SIGTERM (and SIGCONT, in case it is paused), SIGKILL after `graceMs`, resolves on exit. */

@@ -201,7 +201,7 @@ class LocalRedisServer implements RedisServer {
     await this.#launch()
   }
 
-  pause (): void { this.#proc?.signal('SIGSTOP') }
+  pause (): void { this.#proc?.pause() }
   resume (): void { this.#proc?.signal('SIGCONT') }
 
   admin (options: RedisOptions = {}): Redis {
